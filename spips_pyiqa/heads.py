@@ -1,0 +1,127 @@
+r"""Quality-feature heads and fusion of SPIPS (eqs. 9-12).
+
+Each group of distance maps (traditional, perceptual, semantic) has its own learned 1x1
+convolution (one per map in the group, since layers differ in channels) followed by a ReLU; the
+group distance is the sum over its maps of their spatial means:
+
+.. math::
+    d_g = \sum_{m \in G_g} \frac{1}{H_m W_m} \sum_{h,w}
+          \mathrm{ReLU}\big(w_m^{\top} \Delta^{m}_{hw}\big) \qquad (9)-(11)
+
+and SPIPS fuses them with weights on the simplex, by construction a softmax of free logits:
+
+.. math::
+    \mathrm{SPIPS} = \lambda_1 d_{\mathrm{trad}} + \lambda_2 d_{\mathrm{percept}}
+                   + \lambda_3 d_{\mathrm{semantic}}, \quad
+    \lambda = \mathrm{softmax}(\theta), \ \textstyle\sum_i \lambda_i = 1 \qquad (12)
+
+The convolutions have no bias, so identical images score exactly 0; with non-negative weights
+(kept so during training by :meth:`GroupHead.clamp_weights`, like LPIPS) the score is monotone in
+every distance map.
+
+References:
+    Lao & Yu, "SPIPS: Scene Perceived Image Perceptual Score", 2025, eqs. (9)-(12).
+"""
+
+from typing import Dict, List, Mapping, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GroupHead(nn.Module):
+    r"""Learned 1x1 convolution + ReLU for each map of one group, eqs. (9)-(11).
+
+    Args:
+        channels: channels of each map of the group, e.g. ``(64, 192, 384)``.
+    """
+
+    def __init__(self, channels: Sequence[int]):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(c, 1, kernel_size=1, bias=False) for c in channels)
+
+    def forward(self, maps: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        r"""Group distance and the per-map quality maps.
+
+        Shape:
+            - maps: :math:`(N, C_m, H_m, W_m)` per map of the group.
+            - Output: distance :math:`(N, 1)` and a list of :math:`(N, 1, H_m, W_m)` maps.
+        """
+        quality_maps = [F.relu(conv(m)) for conv, m in zip(self.convs, maps)]
+        distance = sum(q.mean(dim=(2, 3)) for q in quality_maps)
+        return distance, quality_maps
+
+    @torch.no_grad()
+    def clamp_weights(self) -> None:
+        """Project the weights onto the non-negative orthant (after each optimiser step)."""
+        for conv in self.convs:
+            conv.weight.clamp_(min=0)
+
+
+class SimplexFusion(nn.Module):
+    r"""Convex combination of group distances with learnable weights, eq. (12).
+
+    Args:
+        weights: initial :math:`\lambda` per group; positive, normalised here to sum to 1.
+    """
+
+    def __init__(self, weights: Sequence[float]):
+        super().__init__()
+        initial = torch.tensor(weights, dtype=torch.float32)
+        if initial.ndim != 1 or not (initial > 0).all():
+            raise ValueError(f'fusion weights must be positive, got {list(weights)}')
+        self.logits = nn.Parameter(torch.log(initial / initial.sum()))
+
+    @property
+    def weights(self) -> torch.Tensor:
+        r""":math:`\lambda`, shape :math:`(G,)`, summing to 1."""
+        return torch.softmax(self.logits, dim=0)
+
+    def forward(self, distances: Sequence[torch.Tensor]) -> torch.Tensor:
+        r"""Shape: ``G`` tensors of :math:`(N, 1)` (or maps :math:`(N, 1, H, W)`) -> same shape."""
+        return sum(w * d for w, d in zip(self.weights, distances))
+
+
+class QualityHeads(nn.Module):
+    r"""All learned parts of SPIPS: one :class:`GroupHead` per group and the fusion, eqs. (9)-(12).
+
+    Args:
+        channels: per group name, in fusion order, the channels of each of its maps.
+    """
+
+    def __init__(self, channels: Mapping[str, Sequence[int]]):
+        super().__init__()
+        self.heads = nn.ModuleDict({g: GroupHead(c) for g, c in channels.items()})
+        self.fusion = SimplexFusion([1.0] * len(channels))
+        self.reset()
+
+    @torch.no_grad()
+    def reset(self) -> None:
+        r"""Documented, deterministic initialisation: every map of a group weighs equally.
+
+        Each head's weights are :math:`1 / (\text{maps in group} \times C_m)`, so a group distance
+        starts as the mean over its maps of the channel-mean distance; :math:`\lambda` is uniform.
+        """
+        for head in self.heads.values():
+            for conv in head.convs:
+                conv.weight.fill_(1.0 / (len(head.convs) * conv.in_channels))
+        self.fusion.logits.zero_()
+
+    def clamp_weights(self) -> None:
+        """Keep head weights non-negative (monotonicity), to call after each optimiser step."""
+        for head in self.heads.values():
+            head.clamp_weights()
+
+    def forward(
+        self, maps: Mapping[str, Sequence[torch.Tensor]]
+    ) -> Tuple[torch.Tensor, Dict[str, List[torch.Tensor]]]:
+        r"""SPIPS distance (eq. 12) and each group's quality maps.
+
+        Shape:
+            - maps: per group, its distance maps :math:`(N, C_m, H_m, W_m)`.
+            - Output: :math:`(N, 1)` and per group a list of :math:`(N, 1, H_m, W_m)`.
+        """
+        outputs = {g: head(maps[g]) for g, head in self.heads.items()}
+        score = self.fusion([distance for distance, _ in outputs.values()])
+        return score, {g: quality_maps for g, (_, quality_maps) in outputs.items()}

@@ -1,0 +1,37 @@
+"""Registration of SPIPS with pyiqa: metric table, architecture, training model, metric functions.
+
+Three routes lead here, all idempotent:
+
+- ``import spips_pyiqa`` calls :func:`register` (everything, eagerly);
+- pyiqa's entry-point groups ``pyiqa.archs`` / ``pyiqa.models`` / ``pyiqa.metrics`` (declared in
+  setup.cfg) call the zero-argument functions below the first time pyiqa queries a registry;
+- the ``spips_pyiqa_autoload.pth`` start-up hook adds the metric table entries when pyiqa is
+  imported, since ``create_metric`` reads that table before any registry.
+
+Python's module cache makes each ``import`` below run its ``@REGISTRY.register()`` decorators once.
+"""
+
+from pyiqa.default_model_configs import DEFAULT_CONFIGS
+
+from .metric_configs import add_metric_configs
+
+
+def register_archs() -> None:
+    """Register the ``SPIPS`` architecture in pyiqa's ``ARCH_REGISTRY``."""
+    from . import spips_arch  # noqa: F401  (registers on import)
+
+
+def register_models() -> None:
+    """Register the SPIPS training model in pyiqa's ``MODEL_REGISTRY``."""
+    from . import train_model  # noqa: F401  (registers on import)
+
+
+def register_metric_functions() -> None:
+    """Register the BAPPS metric functions used in validation in pyiqa's ``METRIC_REGISTRY``."""
+    from . import train_metrics  # noqa: F401  (registers on import)
+
+
+def register() -> None:
+    """Make every SPIPS name known to pyiqa (metric table, arch; training parts lazily)."""
+    add_metric_configs(DEFAULT_CONFIGS)
+    register_archs()

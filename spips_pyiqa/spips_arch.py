@@ -1,0 +1,153 @@
+r"""SPIPS: Scene Perceived Image Perceptual Score, as a pyiqa architecture.
+
+Reference:
+    Lao & Yu, "SPIPS: Scene Perceived Image Perceptual Score", 2025.
+
+SPIPS is a full-reference distance (lower is better, 0 for identical images). It fuses three groups
+of per-pixel distance maps, each through its own learned 1x1 convolution + ReLU head:
+
+- traditional: flipped PSNR, SSIM and per-scale MS-SSIM maps, eqs. (1)-(3), ``traditional.py``;
+- perceptual / semantic: squared differences of normalised CNN features at layers ``1..L-2`` /
+  ``L-1, L``, eqs. (4)-(8), ``deep.py``;
+- heads and convex fusion ``lambda_1 d_trad + lambda_2 d_percept + lambda_3 d_semantic``,
+  eqs. (9)-(12), ``heads.py``.
+
+Weights: the backbone is torchvision's ImageNet model (offline through
+``python -m spips_pyiqa fetch-weights``); heads and fusion weights come from a checkpoint shipped in
+``spips_pyiqa/heads/`` (see ``default_heads.py`` for its provenance) or ``pretrained_model_path``.
+"""
+
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from pyiqa.utils.registry import ARCH_REGISTRY
+
+from .checkpoint import load_checkpoint
+from .deep import SEMANTIC_LAYERS, DeepFeatureDistances, backbone_channels
+from .heads import QualityHeads
+from .inputs import check_image_pair
+from .traditional import TRADITIONAL_CHANNELS, gaussian_kernel_1d, traditional_maps
+
+GROUPS = ('traditional', 'perceptual', 'semantic')
+#: Version of the shipped default heads (part of their file names).
+HEADS_VERSION = '0.1'
+HEADS_DIR = Path(__file__).resolve().parent / 'heads'
+
+
+def checked_groups(groups: Sequence[str]) -> Tuple[str, ...]:
+    """Validate a group selection and return it in canonical (fusion) order."""
+    groups = tuple(groups)
+    unknown = set(groups) - set(GROUPS)
+    if unknown or len(set(groups)) != len(groups) or not set(groups) & {'perceptual', 'semantic'}:
+        raise ValueError(
+            f'groups must be distinct names from {GROUPS} including a deep group, got {groups}'
+        )
+    return tuple(g for g in GROUPS if g in groups)
+
+
+def group_channels(net: str, groups: Sequence[str]) -> Dict[str, Tuple[int, ...]]:
+    """Channels of each map of each group (eqs. 1-8) for backbone ``net``, in fusion order."""
+    layers = backbone_channels(net)
+    channels = {
+        'traditional': (TRADITIONAL_CHANNELS,),
+        'perceptual': layers[:-SEMANTIC_LAYERS],
+        'semantic': layers[-SEMANTIC_LAYERS:],
+    }
+    return {g: channels[g] for g in checked_groups(groups)}
+
+
+def default_heads_path(net: str, groups: Sequence[str]) -> Path:
+    """File of the shipped heads for a backbone and group set, e.g. ``spips_alex_v0.1.pth``."""
+    suffix = ''.join(f'_no-{g}' for g in GROUPS if g not in groups)
+    return HEADS_DIR / f'spips_{net}{suffix}_v{HEADS_VERSION}.pth'
+
+
+@ARCH_REGISTRY.register()
+class SPIPS(nn.Module):
+    r"""SPIPS metric network.
+
+    Args:
+        net: backbone, ``'alex'`` (default), ``'vgg'`` or ``'squeeze'``.
+        groups: distance groups to fuse; ``('traditional', 'perceptual')`` is the paper's
+            Ablation 1 (no semantic group), ``('perceptual', 'semantic')`` its Ablation 2 (no
+            traditional group).
+        pretrained: load the shipped default heads (ignored when ``pretrained_model_path`` is
+            given); ``False`` keeps the uniform initialisation of :meth:`QualityHeads.reset`.
+        pretrained_model_path: a SPIPS checkpoint (heads-only or full), loaded strictly.
+        tune: make the backbone trainable (frozen by default, like LPIPS).
+    """
+
+    def __init__(
+        self,
+        net: str = 'alex',
+        groups: Sequence[str] = GROUPS,
+        pretrained: bool = True,
+        pretrained_model_path: Union[str, Path, None] = None,
+        tune: bool = False,
+    ):
+        super().__init__()
+        channels = group_channels(net, groups)
+        self.deep = DeepFeatureDistances(net, tune=tune)
+        self.net, self.groups = net, tuple(channels)
+        self.quality = QualityHeads(channels)
+        self.register_buffer('window', gaussian_kernel_1d(), persistent=False)
+        self.meta = {}
+        if pretrained_model_path is not None or pretrained:
+            path = pretrained_model_path or default_heads_path(net, self.groups)
+            self.meta = load_checkpoint(self, path, {'net': net, 'groups': list(self.groups)})
+        self.eval()
+
+    def _distance_maps(self, target: torch.Tensor, ref: torch.Tensor) -> Dict[str, List[torch.Tensor]]:
+        """Per group, its distance maps (eqs. 1-8)."""
+        perceptual, semantic = self.deep(target, ref)
+        maps = {'perceptual': perceptual, 'semantic': semantic}
+        if 'traditional' in self.groups:
+            maps['traditional'] = [traditional_maps(target, ref, self.window)]
+        return maps
+
+    def _upsampled_maps(self, quality_maps, size) -> Dict[str, torch.Tensor]:
+        """Group maps (sum of the group's head outputs at ``size``) and their fusion."""
+        maps = {
+            g: sum(F.interpolate(m, size=size, mode='bilinear', align_corners=False) for m in ms)
+            for g, ms in quality_maps.items()
+        }
+        maps['spips'] = self.quality.fusion([maps[g] for g in self.groups])
+        return maps
+
+    def quality_maps(self, target: torch.Tensor, ref: torch.Tensor) -> Dict[str, torch.Tensor]:
+        r"""Per-group quality maps and the fused SPIPS map, at input resolution (for display).
+
+        A group's map is the sum of its heads' outputs, each bilinearly upsampled to the input size;
+        ``'spips'`` fuses them with :math:`\lambda`. The spatial mean of a map approximates the
+        group distance (the score averages each layer at its own resolution, as LPIPS does).
+
+        Shape:
+            - target, ref: :math:`(N, C, H, W)`.
+            - Output: ``{group: (N, 1, H, W), ..., 'spips': (N, 1, H, W)}``.
+        """
+        target, ref = check_image_pair(target, ref)
+        _, maps = self.quality(self._distance_maps(target, ref))
+        return self._upsampled_maps(maps, target.shape[-2:])
+
+    def forward(
+        self, target: torch.Tensor, ref: torch.Tensor, return_map: bool = False
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        r"""SPIPS distance of ``target`` to ``ref``, eq. (12).
+
+        Args:
+            target: distorted image(s), values in [0, 1].
+            ref: reference image(s), values in [0, 1].
+            return_map: also return the fused quality map (see :meth:`quality_maps`).
+
+        Shape:
+            - target, ref: :math:`(N, C, H, W)`, ``C`` in {1, 3}, ``H, W >= 64``.
+            - Output: :math:`(N, 1)`; with ``return_map`` also :math:`(N, 1, H, W)`.
+        """
+        target, ref = check_image_pair(target, ref)
+        score, maps = self.quality(self._distance_maps(target, ref))
+        if return_map:
+            return score, self._upsampled_maps(maps, target.shape[-2:])['spips']
+        return score
