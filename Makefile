@@ -1,0 +1,37 @@
+# Fresh-machine entry points (see README): `make demo` sets up and runs the main job,
+# `make test` sets up and runs the tests. Both create ./.venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch/torchvision pinned to the builds that install from this machine kind's local disk.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup install weights demo test heads benchmark
+
+$(VENV)/.deps: setup.cfg
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q $(TORCH_PINS) ".[test]"
+	touch $@
+
+setup: $(VENV)/.deps
+
+# Non-editable install: the start-up hook (spips_pyiqa_autoload.pth) only ships in a real wheel.
+install: setup
+	$(PY) -m pip install -q --no-deps --no-build-isolation --force-reinstall .
+
+weights: install
+	$(PY) -m spips_pyiqa fetch-weights
+
+demo: weights
+	$(PY) -m spips_pyiqa demo
+
+test: weights
+	$(PY) -m pytest -q -rs
+
+heads: weights
+	$(PY) -m spips_pyiqa.default_heads
+
+benchmark: weights
+	$(PY) -m spips_pyiqa benchmark --out benchmark_results/
