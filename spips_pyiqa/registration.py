@@ -3,7 +3,7 @@
 Three routes lead here, all idempotent:
 
 - ``import spips_pyiqa`` calls :func:`register` (everything, eagerly);
-- pyiqa's entry-point groups ``pyiqa.archs`` / ``pyiqa.models`` / ``pyiqa.metrics`` (declared in
+- pyiqa's entry-point groups ``pyiqa.archs`` / ``models`` / ``losses`` / ``metrics`` (declared in
   setup.cfg) call the zero-argument functions below the first time pyiqa queries a registry;
 - the ``spips_pyiqa_autoload.pth`` start-up hook adds the metric table entries when pyiqa is
   imported, since ``create_metric`` reads that table before any registry.
@@ -21,14 +21,18 @@ def register_archs() -> None:
     from . import spips_arch  # noqa: F401  (registers on import)
 
 
-def register_models() -> None:
-    """Register the SPIPS training model in pyiqa's ``MODEL_REGISTRY``."""
+def register_training() -> None:
+    """Register the SPIPS training model and loss (``MODEL_REGISTRY``, ``LOSS_REGISTRY``)."""
     from . import train_model  # noqa: F401  (registers on import)
 
 
 def register_metric_functions() -> None:
-    """Register the BAPPS metric functions used in validation in pyiqa's ``METRIC_REGISTRY``."""
-    from . import train_metrics  # noqa: F401  (registers on import)
+    """Register pyiqa's own ``calculate_2afc_score`` for BAPPS validation.
+
+    pyiqa 0.1.16 defines it in ``pyiqa.metrics.other_metrics`` but never imports that module, so
+    ``METRIC_REGISTRY.get('calculate_2afc_score')`` raises KeyError without this.
+    """
+    import pyiqa.metrics.other_metrics  # noqa: F401  (registers on import)
 
 
 def register() -> None:

@@ -1,0 +1,83 @@
+"""End to end on a tiny BAPPS-layout fixture: prepare-bapps, YAML training through pyiqa's loop,
+checkpoint reload through ``create_metric``, and every shipped option file parsing and building."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from pyiqa.archs import build_network
+
+import pyiqa
+from spips_pyiqa.bapps_fixture import make_bapps_fixture
+from spips_pyiqa.bapps_prepare import cli as prepare_bapps
+from spips_pyiqa.train_model import linear_decay_factor
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_OPTIONS = sorted((REPO / 'options').glob('train_*.yml'))
+
+
+def _fixture_options(options: dict, root: Path) -> dict:
+    """The shipped options pointed at the fixture, with a run of a few iterations."""
+    for dataset in options['datasets'].values():
+        dataset['dataroot_target'] = str(root)
+        dataset['meta_info_file'] = str(root / 'meta_info' / 'meta_info_BAPPSDataset.csv')
+        dataset['split_file'] = str(root / 'meta_info' / 'bapps_official.pkl')
+        dataset['batch_size_per_gpu'] = 4
+        dataset['num_worker_per_gpu'] = 0
+    options['num_gpu'] = 0
+    options['train']['total_epoch'] = 2
+    options['train']['scheduler'].update(n_epochs=1, n_epochs_decay=1)
+    options['train']['optim']['lr'] = 1e-2
+    options['val']['val_freq'] = 3
+    options['logger'].update(print_freq=1, save_latest_freq=3)
+    return options
+
+
+@pytest.mark.slow
+def test_train_through_yaml_and_reload(tmp_path):
+    root = make_bapps_fixture(tmp_path / 'BAPPS')
+    assert prepare_bapps([str(root)]) == 0
+    options = _fixture_options(yaml.safe_load((REPO / 'options' / 'train_spips.yml').read_text()), root)
+    option_file = tmp_path / 'train.yml'
+    option_file.write_text(yaml.safe_dump(options))
+
+    run = subprocess.run(
+        [sys.executable, '-m', 'spips_pyiqa.train', '-opt', str(option_file)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    log = run.stdout + run.stderr
+    assert 'SPIPSBAPPSModel' in log and '2afc' in log
+
+    models = tmp_path / 'experiments' / options['name'] / 'models'
+    checkpoint = models / 'net_best.pth'
+    assert checkpoint.is_file(), sorted(p.name for p in models.iterdir())
+
+    trained = pyiqa.create_metric('spips', device='cpu', pretrained_model_path=str(checkpoint))
+    default = pyiqa.create_metric('spips', device='cpu')
+    trained_heads, default_heads = trained.net.quality.state_dict(), default.net.quality.state_dict()
+    assert any(not torch.equal(trained_heads[k], default_heads[k]) for k in trained_heads)
+    for key, value in trained_heads.items():
+        if key.startswith('heads.'):
+            assert (value >= 0).all(), f'{key} has negative weights after training'
+    x = torch.rand(1, 3, 64, 64)
+    assert torch.isfinite(trained(x, x.flip(-1))).all()
+
+
+@pytest.mark.parametrize('option_file', TRAIN_OPTIONS, ids=lambda p: p.name)
+def test_option_files_parse_and_build(option_file):
+    options = yaml.safe_load(option_file.read_text())
+    assert options['model_type'] == 'SPIPSBAPPSModel'
+    assert {'train', *(f'val_{c}' for c in ('traditional', 'cnn', 'superres', 'deblur', 'color', 'frameinterp'))} <= set(options['datasets'])
+    network = build_network(dict(options['network']))
+    assert network.groups == tuple(options['network']['groups'])
+    assert sum(p.numel() for p in network.parameters() if p.requires_grad) > 0
+
+
+def test_linear_decay_schedule_is_lpips():
+    factors = [linear_decay_factor(e, n_epochs=5, n_epochs_decay=5) for e in range(10)]
+    assert factors[:5] == [1.0] * 5
+    assert all(a > b > 0 for a, b in zip(factors[4:], factors[5:]))
