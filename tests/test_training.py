@@ -36,8 +36,25 @@ def _fixture_options(options: dict, root: Path) -> dict:
     return options
 
 
+def _pyiqa_checkout_launcher(tmp_path: Path) -> list:
+    """``python pyiqa/train.py`` as from a pyiqa source checkout (root = the checkout)."""
+    script = tmp_path / 'IQA-PyTorch' / 'pyiqa' / 'train.py'
+    script.parent.mkdir(parents=True)
+    script.write_text((Path(pyiqa.__file__).parent / 'train.py').read_text())
+    return [sys.executable, str(script)]
+
+
+LAUNCHERS = {
+    'spips_pyiqa.train': lambda tmp_path: ([sys.executable, '-m', 'spips_pyiqa.train'], tmp_path),
+    # No spips_pyiqa import at all: SPIPS, the model, loss and 2AFC metric come via entry points.
+    'pyiqa/train.py': lambda tmp_path: (_pyiqa_checkout_launcher(tmp_path), tmp_path / 'IQA-PyTorch'),
+}
+
+
 @pytest.mark.slow
-def test_train_through_yaml_and_reload(tmp_path):
+@pytest.mark.parametrize('launcher', list(LAUNCHERS))
+def test_train_through_yaml_and_reload(tmp_path, launcher):
+    command, root_dir = LAUNCHERS[launcher](tmp_path)
     root = make_bapps_fixture(tmp_path / 'BAPPS')
     assert prepare_bapps([str(root)]) == 0
     options = _fixture_options(yaml.safe_load((REPO / 'options' / 'train_spips.yml').read_text()), root)
@@ -45,14 +62,13 @@ def test_train_through_yaml_and_reload(tmp_path):
     option_file.write_text(yaml.safe_dump(options))
 
     run = subprocess.run(
-        [sys.executable, '-m', 'spips_pyiqa.train', '-opt', str(option_file)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        command + ['-opt', str(option_file)], cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     log = run.stdout + run.stderr
     assert 'SPIPSBAPPSModel' in log and '2afc' in log
 
-    models = tmp_path / 'experiments' / options['name'] / 'models'
+    models = root_dir / 'experiments' / options['name'] / 'models'
     checkpoint = models / 'net_best.pth'
     assert checkpoint.is_file(), sorted(p.name for p in models.iterdir())
 
