@@ -1,0 +1,72 @@
+"""SPIPS as a pyiqa metric: names in pyiqa's table, fresh-interpreter use, as_loss, idempotence."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import pyiqa
+import spips_pyiqa
+from spips_pyiqa.distortions import distort, photo
+from spips_pyiqa.metric_configs import SPIPS_METRIC_CONFIGS
+
+FRESH_INTERPRETER = '''
+import sys, pyiqa, torch
+assert 'spips_pyiqa' not in sys.modules, 'pyiqa import should not import the plugin'
+assert {names} <= set(pyiqa.list_models(metric_mode='FR')), pyiqa.list_models()
+m = pyiqa.create_metric('spips', device='cpu')
+x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+y = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+print(float(m(x, y)), m.lower_better)
+'''
+
+
+def test_fresh_interpreter_needs_no_plugin_import(tmp_path):
+    """The README's promise, in a clean process run outside the repository (installed package)."""
+    code = FRESH_INTERPRETER.format(names=set(SPIPS_METRIC_CONFIGS))
+    run = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    score, lower_better = run.stdout.split()[-2:]
+    assert 0 < float(score) < float('inf') and lower_better == 'True'
+
+
+@pytest.mark.parametrize('name', list(SPIPS_METRIC_CONFIGS))
+def test_metric_table_entries(name):
+    config = pyiqa.default_model_configs.DEFAULT_CONFIGS[name]
+    assert config['metric_mode'] == 'FR' and config['lower_better'] is True
+    assert config['metric_opts']['type'] == 'SPIPS'
+    assert name in pyiqa.list_models()
+
+
+def test_register_is_idempotent():
+    spips_pyiqa.register()
+    spips_pyiqa.register()
+    from pyiqa.utils.registry import ARCH_REGISTRY
+
+    assert ARCH_REGISTRY.get('SPIPS') is spips_pyiqa.SPIPS
+
+
+def test_create_metric_scores_real_photos():
+    metric = pyiqa.create_metric('spips', device='cpu')
+    ref = photo('chelsea', 128)
+    mild, severe = metric(distort(ref, 'blur', 0), ref), metric(distort(ref, 'blur', 3), ref)
+    assert metric.lower_better and 0 < mild.item() < severe.item()
+    assert mild.shape == (1, 1)
+
+
+def test_as_loss_gradients_reach_target():
+    loss_fn = pyiqa.create_metric('spips', as_loss=True, device='cpu')
+    ref = photo('astronaut', 64)
+    target = distort(ref, 'noise', 2).requires_grad_(True)
+    loss = loss_fn(target, ref)
+    assert loss.dim() == 0 and loss.item() > 0
+    loss.backward()
+    assert torch.isfinite(target.grad).all() and target.grad.abs().sum() > 0
+
+
+def test_unknown_options_are_rejected():
+    with pytest.raises(ValueError, match='net must be one of'):
+        pyiqa.create_metric('spips', net='resnet', device='cpu')
+    with pytest.raises(ValueError, match='groups'):
+        pyiqa.create_metric('spips', groups=('traditional',), device='cpu')
