@@ -70,3 +70,15 @@ def test_unknown_options_are_rejected():
         pyiqa.create_metric('spips', net='resnet', device='cpu')
     with pytest.raises(ValueError, match='groups'):
         pyiqa.create_metric('spips', groups=('traditional',), device='cpu')
+
+
+def test_missing_backbone_weights_give_one_clear_error(tmp_path):
+    """Offline with an empty cache: one line naming the file and the command, no traceback soup."""
+    code = "import pyiqa; pyiqa.create_metric('spips', device='cpu')"
+    env = {'PATH': '', 'TORCH_HOME': str(tmp_path / 'empty'), 'HOME': str(tmp_path)}
+    run = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert run.returncode != 0
+    last_line = run.stderr.strip().splitlines()[-1]
+    assert 'MissingWeightsError' in last_line and 'python -m spips_pyiqa fetch-weights' in last_line
+    assert 'alexnet-owt-7be5be79.pth' in last_line
+    assert 'During handling of the above exception' not in run.stderr
