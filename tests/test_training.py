@@ -17,6 +17,7 @@ from spips_pyiqa.train_model import linear_decay_factor
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_OPTIONS = sorted((REPO / 'options').glob('train_*.yml'))
+TEST_OPTIONS = sorted((REPO / 'options').glob('test_*.yml'))
 
 
 def _fixture_options(options: dict, root: Path) -> dict:
@@ -91,6 +92,19 @@ def test_option_files_parse_and_build(option_file):
     network = build_network(dict(options['network']))
     assert network.groups == tuple(options['network']['groups'])
     assert sum(p.numel() for p in network.parameters() if p.requires_grad) > 0
+
+
+def test_variants_have_train_and_test_options():
+    names = {yaml.safe_load(p.read_text())['metric']['name'] for p in TEST_OPTIONS}
+    assert {'spips', 'spips-vgg', 'spips-no-semantic', 'spips-no-traditional'} <= names
+    assert len(TRAIN_OPTIONS) == 4
+
+
+@pytest.mark.parametrize('option_file', TEST_OPTIONS, ids=lambda p: p.name)
+def test_test_option_files_build_their_metric(option_file):
+    metric = yaml.safe_load(option_file.read_text())['metric']
+    built = pyiqa.create_metric(metric['name'], device='cpu')
+    assert built.metric_mode == 'FR' and built.net.meta['provenance']
 
 
 def test_linear_decay_schedule_is_lpips():
