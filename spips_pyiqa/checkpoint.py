@@ -7,12 +7,18 @@ Two layouts load, both ``{'params': state_dict, ...}`` (pyiqa's ``save_network``
   provenance), as shipped in ``spips_pyiqa/heads/``;
 - a *full* checkpoint as written by pyiqa's training loop: every key of the SPIPS network.
 
-Anything else is refused with the missing/unexpected keys named: pyiqa loads LPIPS non-strictly, so
-a wrong file there goes unnoticed; here it cannot.
+Anything else is refused with a :class:`CheckpointError` naming the file and the problem: unreadable
+(truncated, corrupted, not a torch file, a pickle of arbitrary objects), a bare state dict (LPIPS,
+torchvision), missing/unexpected keys, wrong shapes (with the backbone and groups the heads were
+made for, when they fit a known variant), non-finite values. pyiqa loads LPIPS non-strictly, so a
+wrong file there goes unnoticed; here it cannot. Every check runs before any value is copied, so a
+refused file leaves the network as it was.
 """
 
+import pickle
+import re
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -27,24 +33,89 @@ class CheckpointError(ValueError):
 def read_checkpoint(path) -> Dict[str, Any]:
     """Load a checkpoint file safely (``weights_only``) or raise :class:`CheckpointError`."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f'SPIPS checkpoint not found: {path}')
+    if not path.is_file():
+        raise CheckpointError(f'SPIPS checkpoint {path} is not a file')
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as error:  # truncated zip, garbage bytes, foreign pickle...
+    except pickle.UnpicklingError:  # torch's message suggests weights_only=False: never here
+        raise CheckpointError(
+            f'cannot read SPIPS checkpoint {path}: not a torch file, or one that pickles objects '
+            'other than tensors and plain containers (refused: unpickling those can run code)'
+        ) from None
+    except Exception as error:  # truncated zip, garbage bytes, ...
         first_line = (str(error).splitlines() or [''])[0][:200]
         raise CheckpointError(
             f'cannot read SPIPS checkpoint {path}: truncated, corrupted or not a torch file '
             f'({type(error).__name__}: {first_line})'
         ) from None
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get('params'), dict):
-        raise CheckpointError(f"{path} is not a SPIPS checkpoint: no 'params' state dict")
+    layout = "{'params': state_dict, 'meta': {...}} as written by spips_pyiqa.checkpoint.save_heads or pyiqa training"
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(f'{path} is not a SPIPS checkpoint (it holds a {type(checkpoint).__name__}): SPIPS reads {layout}')
+    if not isinstance(checkpoint.get('params'), Mapping):
+        raise CheckpointError(
+            f"{path} is not a SPIPS checkpoint: no 'params' state dict (keys: {_describe(checkpoint)}; "
+            f'a bare LPIPS or torchvision state dict?): SPIPS reads {layout}'
+        )
+    if not isinstance(checkpoint.get('meta', {}), Mapping):
+        raise CheckpointError(f"{path}: 'meta' must be a dict, got {type(checkpoint['meta']).__name__}")
     return checkpoint
 
 
 def _describe(keys) -> str:
-    keys = sorted(keys)
+    keys = sorted(map(str, keys))
     return ', '.join(keys[:4]) + (f' (+{len(keys) - 4} more)' if len(keys) > 4 else '') or 'none'
+
+
+def _heads_layout(state: Mapping[str, Any]) -> Dict[str, Tuple[int, ...]]:
+    """``{group: channels of each map}`` of the heads in ``state`` (heads or full layout)."""
+    layout: Dict[str, Dict[int, int]] = {}
+    for key, value in state.items():
+        match = re.fullmatch(r'(?:quality\.)?heads\.(\w+)\.convs\.(\d+)\.weight', key)
+        if match and torch.is_tensor(value) and value.dim() == 4:
+            layout.setdefault(match[1], {})[int(match[2])] = value.shape[1]
+    return {group: tuple(c[i] for i in sorted(c)) for group, c in layout.items()}
+
+
+def _made_for(state: Mapping[str, Any]) -> str:
+    """`` (its heads fit net=..., groups=...)`` when they fit a known SPIPS variant, else ``''``."""
+    from .deep import BACKBONES
+    from .spips_arch import group_channels  # imports this module: import late
+
+    layout = _heads_layout(state)
+    for net in BACKBONES:
+        try:
+            if group_channels(net, list(layout)) == layout:
+                return f' (its heads fit net={net!r}, groups={list(group_channels(net, list(layout)))})'
+        except ValueError:  # not a valid group selection
+            return ''
+    return ''
+
+
+def _check_state(path: Path, state: Mapping[str, Any], target: nn.Module, expected_meta) -> None:
+    """Raise :class:`CheckpointError` unless ``state`` loads into ``target`` exactly and is finite."""
+    wanted = target.state_dict()
+    problem = f'{path} does not fit SPIPS({expected_meta})'
+    if set(state) != set(wanted):
+        missing, unexpected = set(wanted) - set(state), set(state) - set(wanted)
+        raise CheckpointError(
+            f'{problem}: missing keys: {_describe(missing)}; unexpected keys: '
+            f'{_describe(unexpected)}{_made_for(state)}'
+        )
+    not_tensors = [key for key, value in state.items() if not torch.is_tensor(value)]
+    if not_tensors:
+        raise CheckpointError(f'{problem}: not tensors: {_describe(not_tensors)}')
+    shapes = [
+        f'{key} is {tuple(value.shape)}, needs {tuple(wanted[key].shape)}'
+        for key, value in state.items()
+        if value.shape != wanted[key].shape
+    ]
+    if shapes:
+        raise CheckpointError(f'{problem}: {"; ".join(shapes[:3])}{_made_for(state)}')
+    broken = [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if broken:
+        raise CheckpointError(f'{path} has NaN or Inf values in {_describe(broken)}: the file is damaged')
 
 
 def load_checkpoint(model: nn.Module, path, expected_meta: Dict[str, Any]) -> Dict[str, Any]:
@@ -52,29 +123,27 @@ def load_checkpoint(model: nn.Module, path, expected_meta: Dict[str, Any]) -> Di
 
     ``expected_meta`` (e.g. ``{'net': 'alex', 'groups': [...]}``) is compared with the
     checkpoint's own ``meta`` where it has one, so a VGG file given to an AlexNet SPIPS is named as
-    such rather than reported as a shape mismatch.
+    such rather than reported as a shape mismatch. Without ``meta``, a mismatch names the variant
+    the heads fit, where they fit one. Nothing is copied unless every check passes.
     """
+    path = Path(path)
     checkpoint = read_checkpoint(path)
-    meta = checkpoint.get('meta', {})
+    meta = dict(checkpoint.get('meta', {}))
     for field, wanted in expected_meta.items():
         if field in meta and meta[field] != wanted:
             raise CheckpointError(
-                f'{path} was made for {field}={meta[field]!r} but this SPIPS has {field}={wanted!r}'
+                f'{path} was made for {field}={meta[field]!r} but this SPIPS has {field}={wanted!r}: '
+                f'pass the matching variant, or a checkpoint made for {field}={wanted!r}'
             )
-    state = checkpoint['params']
-    full_keys = set(model.state_dict())
-    if set(state) & full_keys:  # named like the whole network: a training checkpoint
-        target, expected = model, full_keys
+    state = dict(checkpoint['params'])
+    if set(state) & set(model.state_dict()):  # named like the whole network: a training checkpoint
+        target = model
     else:
-        target, expected = model.quality, set(model.quality.state_dict())
-    if set(state) != expected:
-        raise CheckpointError(
-            f'{path} does not fit SPIPS({expected_meta}): missing keys: '
-            f'{_describe(expected - set(state))}; unexpected keys: {_describe(set(state) - expected)}'
-        )
+        target = model.quality
+    _check_state(path, state, target, expected_meta)
     try:
         target.load_state_dict(state, strict=True)
-    except RuntimeError as error:
+    except RuntimeError as error:  # not expected after _check_state; still never half-explained
         raise CheckpointError(f'{path} does not fit SPIPS({expected_meta}): {error}') from None
     return meta
 

@@ -29,7 +29,7 @@ Options YAML (pyiqa test-option style; see ``options/test_spips.yml``)::
     datasets:
       val_2afc:                      # one block per BAPPS task
         type: BAPPSDataset
-        dataroot_target: ./datasets/PerceptualSimilarity/dataset   # --bapps-root
+        dataroot_target: ./datasets/BAPPS   # --bapps-root
         meta_info_dir: ~             # default: <dataroot_target>/meta_info (prepare-bapps' default)
         phase: val
         mode: 2afc                   # 2afc or jnd

@@ -1,58 +1,144 @@
 """Reading images from files for SPIPS, and writing quality maps as heat maps.
 
-Conversions (documented, never silent guesses): EXIF orientation is applied; grey and palette
-images become RGB; 16-bit images are scaled by 1/65535 (8-bit by 1/255); an alpha channel is an
-error, since there is no right background to composite on. Unreadable, truncated and non-image
-files raise :class:`ImageReadError` naming the file.
+Conversions (documented, never silent guesses):
+
+- EXIF orientation is applied (JPEG, PNG, TIFF, WebP);
+- grey, palette, CMYK, YCbCr and bilevel images become RGB (grey is repeated);
+- 8-bit images are scaled by 1/255, 16-bit ones (grey, RGB, RGBA; PNG or TIFF) by 1/65535 at full
+  precision: Pillow reduces 16-bit RGB to 8 bits, so those are decoded with OpenCV;
+- a fully opaque alpha channel is dropped; any transparent pixel is an error, since there is no
+  right background to composite on.
+
+Unreadable, truncated (even where ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` was set, as importing
+``pyiqa.data`` does), multi-frame, oversized and non-image files raise :class:`ImageReadError`
+naming the file.
 """
 
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 #: Suffixes taken as images when scoring folders.
 IMAGE_SUFFIXES = {'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp'}
-_SIXTEEN_BIT_MODES = {'I;16', 'I;16B', 'I;16L', 'I'}
+_SIXTEEN_BIT_MODES = {'I;16', 'I;16B', 'I;16L', 'I;16N'}
+_COLOUR_MODES = {'RGB', 'L', 'P', 'CMYK', 'YCbCr', '1'}
+#: EXIF orientation -> the transposition that makes the image upright (as ImageOps.exif_transpose).
+_ORIENTATION_FIXES = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_TRUNCATION_LOCK = threading.Lock()
 
 
 class ImageReadError(ValueError):
     """An image file that cannot be turned into an RGB tensor in [0, 1]."""
 
 
-def _to_rgb_array(image: Image.Image, path: Path) -> np.ndarray:
-    if image.mode in _SIXTEEN_BIT_MODES:
-        grey = np.asarray(image, dtype=np.float32) / 65535.0
-        return np.repeat(grey[..., None], 3, axis=2)
-    if 'A' in image.getbands() or (image.mode == 'P' and 'transparency' in image.info):
+@contextmanager
+def _refuse_truncated_images():
+    """Make Pillow raise on truncated files, whatever ``LOAD_TRUNCATED_IMAGES`` says elsewhere."""
+    with _TRUNCATION_LOCK:
+        previous, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def _raw_mode(image: Image.Image) -> str:
+    """The pixel layout in the file (e.g. ``'RGB;16B'``), known only before the image is loaded."""
+    if not image.tile:
+        return image.mode
+    args = image.tile[0][3]  # e.g. 'RGB;16B' (PNG) or ('RGB;16N', False, 518) (TIFF)
+    return args if isinstance(args, str) else str(args[0] if args else image.mode)
+
+
+def _drop_opaque_alpha(rgba: np.ndarray, opaque: float, path: Path) -> np.ndarray:
+    if (rgba[..., 3] != opaque).any():
         raise ImageReadError(
-            f'{path} has an alpha channel; SPIPS compares RGB images: flatten it first'
+            f'{path} has transparent pixels; SPIPS compares RGB images: composite it onto a '
+            'background first'
         )
-    if image.mode not in ('RGB', 'L', 'P', 'CMYK', 'YCbCr', 'LAB', '1'):
-        raise ImageReadError(f'{path} has unsupported pixel mode {image.mode!r}')
+    return rgba[..., :3]
+
+
+def _read_16_bit_colour(path: Path, orientation: int) -> np.ndarray:
+    """A 16-bit RGB(A) or grey+alpha file at full precision, upright, as RGB floats in [0, 1]."""
+    import cv2
+
+    array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None or array.dtype != np.uint16 or array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ImageReadError(f'cannot decode the 16-bit image {path}')
+    array = array[..., [2, 1, 0, 3][: array.shape[2]]]  # OpenCV's BGR(A) -> RGB(A)
+    if array.shape[2] == 4:
+        array = _drop_opaque_alpha(array, 65535, path)
+    fix = _ORIENTATION_FIXES.get(orientation)
+    if fix is not None:  # Pillow transposes one 16-bit channel at a time
+        array = np.stack([np.asarray(Image.fromarray(c).transpose(fix)) for c in array.transpose(2, 0, 1)], -1)
+    return array.astype(np.float32) / 65535.0
+
+
+def _to_rgb_array(image: Image.Image, path: Path) -> np.ndarray:
+    """An upright, loaded 8-bit or 16-bit grey Pillow image as RGB floats in [0, 1]."""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        grey = np.asarray(image).astype(np.float32) / 65535.0
+        return np.repeat(grey[..., None], 3, axis=2)
+    if image.mode == 'I':  # 32-bit integers: older Pillow's 16-bit grey PNG, or a 32-bit TIFF
+        grey = np.asarray(image)
+        if grey.min() < 0 or grey.max() > 65535:
+            raise ImageReadError(f'{path} is a 32-bit integer image; save it with 8 or 16 bits')
+        return np.repeat(grey[..., None].astype(np.float32) / 65535.0, 3, axis=2)
+    if 'A' in image.getbands() or 'a' in image.getbands() or 'transparency' in image.info:
+        rgba = np.asarray(image.convert('RGBA'), dtype=np.float32)
+        return _drop_opaque_alpha(rgba, 255, path) / 255.0
+    if image.mode not in _COLOUR_MODES:
+        raise ImageReadError(
+            f'{path} has unsupported pixel mode {image.mode!r}: save it as 8- or 16-bit RGB or grey'
+        )
     return np.asarray(image.convert('RGB'), dtype=np.float32) / 255.0
 
 
 def load_image(path) -> torch.Tensor:
-    r"""Read an image file as an RGB float tensor in [0, 1].
+    r"""Read an image file as an RGB float32 tensor in [0, 1] (see the module's conversions).
 
     Shape:
-        Output: :math:`(1, 3, H, W)`.
+        Output: :math:`(1, 3, H, W)`, ``H, W`` upright (after EXIF orientation).
     """
     path = Path(path)
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            image.load()
-            array = _to_rgb_array(image, path)
+        with _refuse_truncated_images(), Image.open(path) as image:
+            if getattr(image, 'n_frames', 1) > 1 and image.format != 'MPO':  # MPO: camera JPEG
+                raise ImageReadError(
+                    f'{path} has {image.n_frames} frames (animation or multi-page file); '
+                    'SPIPS scores still images: save the frame to score on its own'
+                )
+            raw_mode = _raw_mode(image)
+            if ';16' in raw_mode and image.mode not in _SIXTEEN_BIT_MODES:
+                image.load()  # Pillow keeps 8 of the 16 bits, but this checks the file is complete
+                orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+                array = _read_16_bit_colour(path, orientation)
+            else:
+                image = ImageOps.exif_transpose(image)
+                image.load()
+                array = _to_rgb_array(image, path)
     except ImageReadError:
         raise
     except FileNotFoundError:
         raise ImageReadError(f'image not found: {path}') from None
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(f'{path} is too large to read safely: {error}') from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(f'cannot read image {path}: {error}') from None
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
 def save_heat_map(quality_map: torch.Tensor, path, colormap: str = 'inferno') -> Path:

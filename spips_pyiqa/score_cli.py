@@ -1,8 +1,10 @@
 """``python -m spips_pyiqa score TARGET REF``: SPIPS of image files or of folders paired by name.
 
 Prints one ``name<TAB>score`` line per pair (and the mean for folders); ``--map`` writes the fused
-quality map as a heat-map PNG (a folder of them when scoring folders). Errors (unreadable image,
-size mismatch, unpaired names, missing weights) print one line and exit with status 1.
+quality map as a heat-map PNG (a folder of them, ``<target stem>.png``, when scoring folders or when
+``--map`` is an existing folder). Images are read with :func:`~spips_pyiqa.image_io.load_image` (EXIF
+orientation applied, 16-bit at full precision). Errors (unreadable image, size mismatch, unpaired
+names, unavailable device, missing weights, bad checkpoint) print one line and exit with status 1.
 """
 
 import argparse
@@ -17,20 +19,49 @@ from .image_io import IMAGE_SUFFIXES, load_image, save_heat_map
 from .metric_configs import SPIPS_METRIC_CONFIGS
 
 
+def _image_names(folder: Path) -> set:
+    return {p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()}
+
+
 def image_pairs(target: Path, ref: Path) -> List[Tuple[Path, Path]]:
     """The (target, ref) pairs to score: the two files, or same-named images of two folders."""
     if target.is_dir() != ref.is_dir():
         raise ValueError(f'TARGET and REF must both be files or both folders: {target}, {ref}')
     if not target.is_dir():
         return [(target, ref)]
-    names = [{p.name for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES} for d in (target, ref)]
-    unpaired = names[0] ^ names[1]
+    names = {target: _image_names(target), ref: _image_names(ref)}
+    unpaired = [
+        f'only in {folder}: ' + ', '.join(sorted(only)[:5]) + (f' (+{len(only) - 5} more)' if len(only) > 5 else '')
+        for folder, only in ((target, names[target] - names[ref]), (ref, names[ref] - names[target]))
+        if only
+    ]
     if unpaired:
-        listed = ', '.join(sorted(unpaired)[:5]) + (' ...' if len(unpaired) > 5 else '')
-        raise ValueError(f'{len(unpaired)} image(s) have no same-named partner: {listed}')
-    if not names[0]:
+        raise ValueError(
+            f'images are paired by file name, but {"; ".join(unpaired)}: rename or remove them so both '
+            'folders hold the same names'
+        )
+    if not names[target]:
         raise ValueError(f'no images ({", ".join(sorted(IMAGE_SUFFIXES))}) in {target}')
-    return [(target / n, ref / n) for n in sorted(names[0])]
+    stems = [Path(name).stem for name in names[target]]
+    clashes = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if clashes:  # their quality maps would overwrite each other
+        raise ValueError(f'several images of {target} share a stem ({", ".join(clashes)}): rename them')
+    return [(target / name, ref / name) for name in sorted(names[target])]
+
+
+def checked_device(name: str) -> torch.device:
+    """``torch.device(name)``, refusing a CUDA device that this machine does not have."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f'--device {name}: {error}') from None
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise ValueError(f'--device {name}: CUDA is not available here (torch.cuda.is_available() '
+                             'is False); use --device cpu')
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f'--device {name}: only {torch.cuda.device_count()} CUDA device(s) here')
+    return device
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +75,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _score_pair(metric, target_path: Path, ref_path: Path):
+    target, ref = load_image(target_path), load_image(ref_path)
+    try:
+        with torch.no_grad():
+            return metric(target, ref, return_map=True)
+    except ValueError as error:  # sizes: name the files, not only the arguments
+        raise ValueError(f'{target_path} vs {ref_path}: {error}') from None
+
+
 def cli(argv: List[str]) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -53,17 +93,15 @@ def cli(argv: List[str]) -> int:
 
         register()
         pairs = image_pairs(args.target, args.ref)
-        metric = pyiqa.create_metric(args.metric, device=torch.device(args.device))
+        metric = pyiqa.create_metric(args.metric, device=checked_device(args.device))
+        into_folder = args.map is not None and (len(pairs) > 1 or args.map.is_dir())
         scores = []
         for target_path, ref_path in tqdm(pairs, disable=len(pairs) == 1, desc='SPIPS', file=sys.stderr):
-            target, ref = load_image(target_path), load_image(ref_path)
-            with torch.no_grad():
-                score, quality_map = metric(target, ref, return_map=True)
+            score, quality_map = _score_pair(metric, target_path, ref_path)
             scores.append(score.item())
             print(f'{target_path.name}\t{score.item():.6f}')
             if args.map:
-                out = args.map / f'{target_path.stem}.png' if len(pairs) > 1 else args.map
-                save_heat_map(quality_map, out)
+                save_heat_map(quality_map, args.map / f'{target_path.stem}.png' if into_folder else args.map)
         if len(pairs) > 1:
             print(f'mean\t{sum(scores) / len(scores):.6f}')
     except (ValueError, TypeError, RuntimeError, OSError) as error:
