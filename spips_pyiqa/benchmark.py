@@ -1,0 +1,289 @@
+"""``python -m spips_pyiqa benchmark --out benchmark_results/``: regenerate every benchmark result.
+
+Sections (all by default; ``--only`` picks some, comma-separated):
+
+* ``agreement``: PLCC (after the VQEG logistic fit) / SRCC / KRCC with DMOS on ``live_dev``
+  (``../shared/data/live_dev``, 39 LIVE images; skipped with a message when absent), overall and per
+  distortion type, every metric side by side; BAPPS 2AFC / JND per category when ``--bapps ROOT``
+  is given (through ``spips_pyiqa.evaluate``). See :mod:`spips_pyiqa.benchmark_agreement`.
+* ``speed``: images/second and peak memory at 64 px (batch 50), 256 px (batch 8) and 1024 px
+  (batch 1) on CPU (and CUDA when available), relative to pyiqa's ``lpips``; for ``spips`` also
+  the time of its parts and a torch.profiler operator table. See
+  :mod:`spips_pyiqa.benchmark_speed`.
+* ``figures``: SPIPS quality maps of a few real pairs per variant, and score-vs-DMOS scatters. See
+  :mod:`spips_pyiqa.benchmark_figures`.
+
+Tables are written as CSV (raw values) and Markdown into ``--out``; ``RESULTS.md`` collects every
+table found there. Metric scores are cached per metric under ``--cache`` (default
+``OUT/cache``), keyed by the metric's weights, code and data (:mod:`spips_pyiqa.benchmark_cache`), so
+a rerun after adding a metric scores only that metric.
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .benchmark_tables import Table, write_table
+
+SECTIONS = ('agreement', 'speed', 'figures')
+SPIPS_METRICS = ('spips', 'spips-vgg', 'spips-no-semantic', 'spips-no-traditional')
+BASELINES = ('psnr', 'ssim', 'ms_ssim', 'vif', 'lpips', 'lpips-vgg', 'dists')
+DEFAULT_METRICS = SPIPS_METRICS + BASELINES
+#: Order of the Markdown files in RESULTS.md (then any others, alphabetically).
+RESULT_ORDER = (
+    'agreement_live_dev', 'agreement_live_dev_per_distortion', 'agreement_bapps',
+    'speed_cpu', 'speed_cpu_targets', 'memory_cpu', 'speed_spips_components', 'speed_spips_profile',
+    'speed_cuda', 'speed_cuda_targets', 'memory_cuda',
+)
+
+
+@dataclass
+class BenchMetric:
+    """A pyiqa metric with its cache fingerprint (see :func:`benchmark_cache.metric_fingerprint`)."""
+
+    name: str
+    metric: torch.nn.Module
+    fingerprint: dict[str, str]
+
+    @property
+    def lower_better(self) -> bool:
+        return bool(self.metric.lower_better)
+
+    @property
+    def is_spips(self) -> bool:
+        return self.name.startswith('spips')
+
+    @property
+    def weights_label(self) -> str:
+        """``sha256:<12 hex>`` of the state dict, or ``none`` for metrics without weights."""
+        if not self.metric.net.state_dict():
+            return 'none'
+        return 'sha256:' + self.fingerprint['weights_sha256'][:12]
+
+    def score(self, target: torch.Tensor, ref: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float(self.metric(target, ref).item())
+
+
+def load_metrics(names, device: torch.device | None = None) -> dict[str, BenchMetric]:
+    """Create each pyiqa metric of ``names`` on ``device`` (default CPU), with its fingerprint."""
+    import pyiqa
+
+    from . import register
+    from .benchmark_cache import metric_fingerprint
+
+    register()
+    metrics = {}
+    for name in names:
+        metric = pyiqa.create_metric(name, device=device or torch.device('cpu'))
+        metrics[name] = BenchMetric(name, metric, metric_fingerprint(name, metric))
+    return metrics
+
+
+def environment() -> str:
+    """One line: machine, threads, load, versions, date (stated under every speed table)."""
+    import pyiqa
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as handle:
+            cpu = next(line.split(':', 1)[1].strip() for line in handle if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    load = ' / '.join(f'{x:.2f}' for x in os.getloadavg())
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'
+    return (
+        f'Machine: {cpu}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}, '
+        f'GPU {gpu}; load average (1/5/15 min) at start {load}; Python {platform.python_version()}, '
+        f'torch {torch.__version__}, pyiqa {pyiqa.__version__}; {time.strftime("%Y-%m-%d %H:%M %Z")}.'
+    )
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _write(table: Table, out: Path, stem: str) -> None:
+    csv_path, md_path = write_table(table, out, stem)
+    _say(f'wrote {md_path} and {csv_path.name}')
+
+
+# --------------------------------------------------------------------------------------------
+# sections
+# --------------------------------------------------------------------------------------------
+def _live_dev(args):
+    """(dataset, None) or (None, reason)."""
+    from .benchmark_agreement import load_live_dev
+
+    if not (args.live_dev / 'scores.csv').is_file():
+        return None, f'live_dev not found at {args.live_dev} (no scores.csv): live_dev table skipped'
+    return load_live_dev(args.live_dev, args.limit), None
+
+
+def _live_dev_results(args, metrics, cache):
+    """(dataset, raw scores, correlations) on live_dev, or None with a printed reason."""
+    from .benchmark_agreement import live_dev_correlations, live_dev_scores
+
+    dataset, reason = _live_dev(args)
+    if dataset is None:
+        _say(reason)
+        return None
+    scores = live_dev_scores(metrics, dataset, cache)
+    lower_better = {name: m.lower_better for name, m in metrics.items()}
+    return dataset, scores, live_dev_correlations(scores, lower_better, dataset)
+
+
+def run_agreement(args, metrics, cache) -> None:
+    from .benchmark_agreement import bapps_table, live_dev_tables, load_anchors
+
+    results = _live_dev_results(args, metrics, cache)
+    if results is not None:
+        dataset, _, corr = results
+        anchors = load_anchors(args.live_dev.parents[1] / 'README.md') if not args.limit else {}
+        overall, per_kind = live_dev_tables(metrics, dataset, corr, anchors)
+        _write(overall, args.out, 'agreement_live_dev')
+        _write(per_kind, args.out, 'agreement_live_dev_per_distortion')
+        mismatches = [r['metric'] for r in overall.rows if r['anchor check'] == 'MISMATCH']
+        if mismatches:
+            _say(f'WARNING: SRCC differs from the shared/README anchors for {", ".join(mismatches)}')
+    if args.bapps is None:
+        _say('BAPPS: not scored (no --bapps ROOT given)')
+        return
+    try:
+        _write(bapps_table(metrics, args.bapps, cache, args.out), args.out, 'agreement_bapps')
+    except RuntimeError as error:
+        _say(f'BAPPS table unavailable: {error}')
+        unavailable = Table('BAPPS val: unavailable', ['reason'], [{'reason': str(error)}])
+        _write(unavailable, args.out, 'agreement_bapps')
+
+
+def run_speed(args, metrics) -> None:
+    from .benchmark_speed import (
+        component_times,
+        profile_table,
+        speed_tables,
+        target_check,
+    )
+
+    devices = [torch.device('cpu')] + ([torch.device('cuda')] if torch.cuda.is_available() else [])
+    for device in devices:
+        on_device = metrics if device.type == 'cpu' else load_metrics(metrics, device)
+        tables, raw = speed_tables({n: m.metric for n, m in on_device.items()}, device,
+                                   args.repeats, not args.no_memory, environment())
+        _write(tables[0], args.out, f'speed_{device.type}')
+        if len(tables) > 1:
+            _write(tables[1], args.out, f'memory_{device.type}')
+        lines = target_check(raw)
+        if lines:
+            targets = Table(f'SPIPS speed targets on {device.type.upper()}', ['check'],
+                            [{'check': line} for line in lines])
+            _write(targets, args.out, f'speed_{device.type}_targets')
+            for line in lines:
+                _say(line)
+    if 'spips' in metrics:
+        reference = metrics['lpips'].metric if 'lpips' in metrics else None
+        components = component_times(metrics['spips'].metric, 256, 8, args.repeats, reference)
+        _write(components, args.out, 'speed_spips_components')
+        _write(profile_table(metrics['spips'].metric, 256, 8), args.out, 'speed_spips_profile')
+
+
+def run_figures(args, metrics, cache) -> None:
+    from .benchmark_figures import map_pairs, quality_map_figure, scatter_figure
+
+    figures = args.out / 'figures'
+    results = _live_dev_results(args, metrics, cache)
+    variants = {n: m.metric for n, m in metrics.items() if m.is_spips}
+    if variants:
+        for stem, caption, target, ref in map_pairs(results[0] if results else None):
+            _say(f'wrote {quality_map_figure(caption, target, ref, variants, figures / f"maps_{stem}.png")}')
+    else:
+        _say('figures: no SPIPS metric selected, quality-map figures skipped')
+    if results is not None:
+        dataset, scores, corr = results
+        lower_better = {name: m.lower_better for name, m in metrics.items()}
+        _say(f'wrote {scatter_figure(scores, lower_better, dataset, corr, figures / "scatter_live_dev.png")}')
+
+
+def write_results_index(out: Path) -> Path:
+    """``RESULTS.md``: every table's Markdown in ``out`` (fixed order), then the figures."""
+    tables = {p.stem: p for p in out.glob('*.md') if p.stem not in ('README', 'RESULTS')}
+    order = [s for s in RESULT_ORDER if s in tables] + sorted(set(tables) - set(RESULT_ORDER))
+    parts = ['# Benchmark results\n', 'Generated by `python -m spips_pyiqa benchmark`; see README.md for '
+             'how each number is produced and what it does not show.\n']
+    parts += [tables[stem].read_text() for stem in order]
+    pictures = sorted((out / 'figures').glob('*.png')) if (out / 'figures').is_dir() else []
+    if pictures:
+        parts.append('### Figures\n\n' + '\n'.join(f'![{p.stem}](figures/{p.name})' for p in pictures) + '\n')
+    path = out / 'RESULTS.md'
+    path.write_text('\n'.join(parts))
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------------
+def _names(text: str, allowed, what: str) -> list[str]:
+    names = [n.strip() for n in text.split(',') if n.strip()]
+    unknown = [n for n in names if allowed is not None and n not in allowed]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f'unknown {what}: {", ".join(unknown) or "(none)"}')
+    return names
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .benchmark_agreement import default_live_dev
+
+    parser = argparse.ArgumentParser(prog='python -m spips_pyiqa benchmark', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--out', type=Path, default=Path('benchmark_results'))
+    parser.add_argument('--cache', type=Path, help='score cache (default: OUT/cache)')
+    parser.add_argument('--no-cache', action='store_true', help='recompute every score')
+    parser.add_argument('--only', type=lambda t: _names(t, SECTIONS, 'section'), default=list(SECTIONS),
+                        help=f'comma-separated sections of {",".join(SECTIONS)} (default: all)')
+    parser.add_argument('--metrics', type=lambda t: _names(t, None, 'metric'), default=list(DEFAULT_METRICS),
+                        help='comma-separated pyiqa metric names (default: %(default)s)')
+    parser.add_argument('--live-dev', type=Path, default=default_live_dev(),
+                        help='live_dev folder (default: %(default)s)')
+    parser.add_argument('--bapps', type=Path, help='BAPPS root prepared by prepare-bapps (optional)')
+    parser.add_argument('--repeats', type=int, default=5, help='timed repetitions per setting')
+    parser.add_argument('--no-memory', action='store_true', help='skip the memory subprocesses')
+    parser.add_argument('--limit', type=int, default=0,
+                        help='use only this many live_dev images (smoke tests; 0 = all)')
+    return parser
+
+
+def cli(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    import pyiqa
+
+    from . import register
+    from .benchmark_cache import ScoreCache
+
+    register()
+    unknown = [n for n in args.metrics if n not in pyiqa.list_models(metric_mode='FR')]
+    if unknown:
+        print(f'error: not a pyiqa full-reference metric: {", ".join(unknown)}', file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    cache = ScoreCache(None if args.no_cache else (args.cache or args.out / 'cache'))
+    names = list(dict.fromkeys(args.metrics))
+    if 'speed' in args.only and 'lpips' not in names:
+        names.append('lpips')  # the reference of every speed ratio
+        _say('speed: lpips added as the reference of the speed ratios')
+    start = time.perf_counter()
+    metrics = load_metrics(names)
+    selected = {n: metrics[n] for n in args.metrics}
+    if 'agreement' in args.only:
+        run_agreement(args, selected, cache)
+    if 'speed' in args.only:
+        run_speed(args, metrics)
+    if 'figures' in args.only:
+        run_figures(args, selected, cache)
+    _say(f'wrote {write_results_index(args.out)} ({time.perf_counter() - start:.0f} s)')
+    return 0

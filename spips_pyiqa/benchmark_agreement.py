@@ -1,0 +1,356 @@
+r"""Agreement of metrics with human judgments: LIVE (``live_dev``) correlations and BAPPS.
+
+Correlations (VQEG, "Final report ... validation of objective models of video quality
+assessment", 2000/2003):
+
+* every metric's scores are first made *distances* (higher = worse; higher-better metrics such as
+  PSNR/SSIM/VIF are negated, :func:`~spips_pyiqa.bapps_scores.to_distance`), like DMOS, so a
+  metric that agrees with people has **positive** correlations. The tables are therefore
+  *sign-corrected*, not absolute: a metric that ranked images backwards would show up negative;
+* SRCC (Spearman) and KRCC (Kendall tau-b) on the distances and DMOS;
+* PLCC (Pearson) between DMOS and the metric's distances mapped by the 4-parameter logistic
+  :math:`f(x) = \beta_2 + (\beta_1 - \beta_2) / (1 + e^{-(x - \beta_3)/|\beta_4|})` fitted by
+  least squares (on standardised distances, for conditioning); negative when the fitted curve
+  decreases. Fewer than :data:`MIN_FIT_POINTS` points, or a fit that does not converge, gives
+  the plain (linear) PLCC, flagged in :class:`Correlations`.
+"""
+
+import csv
+import re
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import optimize, special, stats
+from tqdm import tqdm
+
+from .bapps_scores import to_distance
+from .benchmark_cache import ScoreCache, cache_key, files_sha256
+from .benchmark_tables import Table, read_table_rows
+
+__all__ = [
+    'MIN_FIT_POINTS',
+    'Correlations',
+    'LiveDev',
+    'bapps_table',
+    'correlations',
+    'fit_logistic',
+    'live_dev_tables',
+    'load_anchors',
+    'load_live_dev',
+    'logistic4',
+    'srcc_interval',
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Fewer points than this (4 parameters + 1) and PLCC is computed without the logistic fit.
+MIN_FIT_POINTS = 5
+DISTORTION_ORDER = ('gblur', 'jpeg', 'wnoise')
+
+
+def default_live_dev() -> Path:
+    """``../shared/data/live_dev`` beside the repository root (or beside the working folder)."""
+    candidates = [REPO_ROOT.parent / 'shared', Path.cwd().resolve().parent / 'shared']
+    for shared in candidates:
+        if (shared / 'data' / 'live_dev').is_dir():
+            return shared / 'data' / 'live_dev'
+    return candidates[0] / 'data' / 'live_dev'
+
+
+# --------------------------------------------------------------------------------------------
+# correlations
+# --------------------------------------------------------------------------------------------
+def logistic4(x, b1, b2, b3, b4):
+    r"""VQEG's monotone 4-parameter logistic; :math:`\beta_1, \beta_2` are its two asymptotes."""
+    return b2 + (b1 - b2) * special.expit((np.asarray(x) - b3) / np.abs(b4))
+
+
+def fit_logistic(x: Sequence[float], y: Sequence[float]) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Least-squares fit of :func:`logistic4` mapping ``x`` to ``y``; ``None`` if it fails.
+
+    Returns the fitted function of ``x`` (the standardisation is inside it).
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    scale = x.std()
+    if len(x) < MIN_FIT_POINTS or scale == 0 or y.std() == 0:
+        return None
+    z = (x - x.mean()) / scale
+    rising = stats.spearmanr(z, y).statistic >= 0
+    start = [y.max(), y.min(), 0.0, 1.0] if rising else [y.min(), y.max(), 0.0, 1.0]
+    try:
+        params, _ = optimize.curve_fit(logistic4, z, y, p0=start, maxfev=20000)
+    except (RuntimeError, optimize.OptimizeWarning, ValueError):
+        return None
+    if not np.all(np.isfinite(params)):
+        return None
+    mean = x.mean()
+    return lambda values: logistic4((np.asarray(values, dtype=np.float64) - mean) / scale, *params)
+
+
+@dataclass(frozen=True)
+class Correlations:
+    """Sign-corrected PLCC (after the logistic fit when ``logistic``), SRCC and KRCC; ``n`` points."""
+
+    n: int
+    plcc: float
+    srcc: float
+    krcc: float
+    logistic: bool
+
+
+def correlations(distance: Sequence[float], human: Sequence[float]) -> Correlations:
+    """Correlations of a metric's ``distance`` (higher = worse) with ``human`` (e.g. DMOS).
+
+    Shape:
+        distance, human: ``(N,)``; NaN where a correlation is undefined (``N < 3``, constant input).
+    """
+    x, y = np.asarray(distance, dtype=np.float64), np.asarray(human, dtype=np.float64)
+    if len(x) != len(y):
+        raise ValueError(f'length mismatch: {len(x)} distances, {len(y)} human scores')
+    nan = float('nan')
+    if len(x) < 3 or x.std() == 0 or y.std() == 0:
+        return Correlations(len(x), nan, nan, nan, False)
+    fitted = fit_logistic(x, y)
+    if fitted is None:
+        plcc, logistic = stats.pearsonr(x, y).statistic, False
+    else:
+        predicted = fitted(x)
+        falling = fitted(np.array([x.max()]))[0] < fitted(np.array([x.min()]))[0]
+        if predicted.std() == 0:
+            plcc, logistic = stats.pearsonr(x, y).statistic, False
+        else:
+            plcc = abs(stats.pearsonr(predicted, y).statistic) * (-1 if falling else 1)
+            logistic = True
+    return Correlations(
+        n=len(x),
+        plcc=float(plcc),
+        srcc=float(stats.spearmanr(x, y).statistic),
+        krcc=float(stats.kendalltau(x, y).statistic),
+        logistic=logistic,
+    )
+
+
+def srcc_interval(srcc: float, n: int, level: float = 0.95) -> tuple:
+    """Approximate confidence interval of a Spearman correlation: Fisher's z with the standard
+    error ``sqrt(1.06 / (n - 3))`` of Fieller, Hartley & Pearson (1957); NaN for ``n <= 3``."""
+    if n <= 3 or not np.isfinite(srcc):
+        return float('nan'), float('nan')
+    half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(1.06 / (n - 3))
+    z = np.arctanh(np.clip(srcc, -0.999999, 0.999999))
+    return float(np.tanh(z - half)), float(np.tanh(z + half))
+
+
+# --------------------------------------------------------------------------------------------
+# live_dev
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LiveDev:
+    """The ``live_dev`` subset of LIVE: rows of ``scores.csv`` (``dist_img, ref_img, distortion,
+    live_name, dmos``; higher DMOS = worse) and a key over the scores file and images."""
+
+    root: Path
+    rows: tuple
+    key: str
+
+    @property
+    def items(self) -> list[str]:
+        return [row['dist_img'] for row in self.rows]
+
+    @property
+    def dmos(self) -> np.ndarray:
+        return np.array([float(row['dmos']) for row in self.rows])
+
+    @property
+    def distortions(self) -> np.ndarray:
+        return np.array([row['distortion'] for row in self.rows])
+
+    def pair(self, item: str):
+        """Paths of (distorted, reference) for an item name (its ``dist_img``)."""
+        row = next(row for row in self.rows if row['dist_img'] == item)
+        return self.root / row['dist_img'], self.root / row['ref_img']
+
+
+def load_live_dev(root: Path, limit: int = 0) -> LiveDev:
+    """Read ``root/scores.csv``; ``limit > 0`` keeps that many rows spread over the distortions.
+
+    Raises:
+        FileNotFoundError: no ``scores.csv`` under ``root``.
+    """
+    root = Path(root)
+    with (root / 'scores.csv').open(newline='') as handle:
+        rows = list(csv.DictReader(handle))
+    # the key covers every image, so a --limit run shares the full run's cache files
+    files = sorted({root / r[c] for r in rows for c in ('dist_img', 'ref_img')})
+    key = files_sha256([root / 'scores.csv', *files])
+    if limit > 0:  # round-robin over distortion types, so each keeps a few rows
+        by_kind: dict[str, list] = {}
+        for row in rows:
+            by_kind.setdefault(row['distortion'], []).append(row)
+        columns = [by_kind[k] for k in sorted(by_kind)]
+        rows = [r for group in zip(*columns) for r in group][:limit]
+    return LiveDev(root, tuple(rows), key)
+
+
+def load_anchors(readme: Path) -> dict[str, float]:
+    """The anchor SRCCs quoted in ``shared/README.md`` (``name 0.123`` after "Anchors")."""
+    try:
+        text = Path(readme).read_text()
+    except OSError:
+        return {}
+    start = text.find('Anchors')
+    if start < 0:
+        return {}
+    paragraph = text[start:].split('\n\n')[0]
+    return {name: float(value) for name, value in re.findall(r'([a-z_][\w-]*) (\d\.\d+)', paragraph)}
+
+
+def live_dev_scores(metrics, dataset: LiveDev, cache: ScoreCache) -> dict[str, np.ndarray]:
+    """Raw scores of every metric (``name -> BenchMetric``) on ``dataset``, through the cache."""
+    from .image_io import load_image
+
+    def computer(metric):
+        def compute(items):
+            scores = []
+            for item in tqdm(items, desc=f'live_dev {metric.name}', file=sys.stderr, leave=False):
+                target, ref = (load_image(path) for path in dataset.pair(item))
+                scores.append(metric.score(target, ref))
+            return scores
+
+        return compute
+
+    out = {}
+    for name, metric in metrics.items():
+        key = cache_key(metric.fingerprint, dataset.key)
+        out[name] = cache.scores('live_dev', name, key, dataset.items, computer(metric), metric.fingerprint)
+    return out
+
+
+def live_dev_correlations(scores, lower_better, dataset: LiveDev) -> dict[str, dict[str, Correlations]]:
+    """Per metric, per subset (``'all'`` and each distortion type): :class:`Correlations`."""
+    kinds = [k for k in DISTORTION_ORDER if k in set(dataset.distortions)]
+    kinds += sorted(set(dataset.distortions) - set(kinds))
+    result = {}
+    for name, raw in scores.items():
+        distance = to_distance(raw, lower_better[name])
+        subsets = {'all': np.ones(len(raw), bool), **{k: dataset.distortions == k for k in kinds}}
+        result[name] = {s: correlations(distance[m], dataset.dmos[m]) for s, m in subsets.items()}
+    return result
+
+
+def _plcc_cell(c: Correlations):
+    return c.plcc if c.logistic or np.isnan(c.plcc) else f'{c.plcc:.3f}*'
+
+
+def live_dev_tables(metrics, dataset: LiveDev, corr, anchors: dict[str, float]) -> list[Table]:
+    """The overall and per-distortion tables of ``live_dev`` (``corr`` from live_dev_correlations)."""
+    n = len(dataset.rows)
+    counts = {k: int(np.sum(dataset.distortions == k)) for k in dict.fromkeys(dataset.distortions)}
+    data_note = (
+        f'Data: {dataset.root} (LIVE Release 2 subset: 3 reference scenes; distortions '
+        f'{", ".join(f"{k} n={v}" for k, v in counts.items())}), DMOS from scores.csv, higher = '
+        f'worse. **n={n}: a small sample**: see the SRCC 95% interval column (Fisher z, '
+        'Fieller et al. 1957); per distortion type the intervals are wider still. Differences '
+        'between metrics inside those intervals are not evidence of a better metric.'
+    )
+    sign_note = (
+        'Sign-corrected correlations: scores are turned into distances (higher-better metrics '
+        'negated) so that agreement with DMOS is positive. PLCC after the VQEG 4-parameter logistic '
+        'fit (`*`: fit unavailable, linear PLCC). SRCC = Spearman, KRCC = Kendall tau-b.'
+    )
+    provenance = [
+        f'Checkpoint of `{name}`: {m.fingerprint["provenance"]} (state-dict sha256 '
+        f'{m.fingerprint["weights_sha256"][:12]}).'
+        for name, m in metrics.items() if m.is_spips
+    ]
+    overall = Table(
+        title=f'live_dev (LIVE subset, n={n}): agreement with DMOS',
+        columns=['metric', 'weights', 'n', 'PLCC', 'SRCC', 'SRCC 95% interval', 'KRCC', 'anchor SRCC',
+                 'anchor check'],
+        notes=[data_note, sign_note, *provenance],
+    )
+    for name, metric in metrics.items():
+        c = corr[name]['all']
+        anchor = anchors.get(name)
+        check = '' if anchor is None else ('ok' if abs(round(abs(c.srcc), 3) - anchor) <= 0.0015 else 'MISMATCH')
+        overall.rows.append({
+            'metric': name, 'weights': metric.weights_label, 'n': c.n, 'PLCC': _plcc_cell(c),
+            'SRCC': c.srcc, 'SRCC 95% interval': '{:.2f} to {:.2f}'.format(*srcc_interval(c.srcc, c.n)),
+            'KRCC': c.krcc, 'anchor SRCC': anchor, 'anchor check': check,
+        })
+    kinds = [k for k in next(iter(corr.values())) if k != 'all']
+    per_kind = Table(
+        title=f'live_dev (n={n}) per distortion type',
+        columns=['metric', *[f'{k} {stat}' for k in kinds for stat in ('SRCC', 'PLCC', 'KRCC')]],
+        notes=[data_note, sign_note],
+    )
+    for name in metrics:
+        row = {'metric': name}
+        for k in kinds:
+            c = corr[name][k]
+            row.update({f'{k} SRCC': c.srcc, f'{k} PLCC': _plcc_cell(c), f'{k} KRCC': c.krcc})
+        per_kind.rows.append(row)
+    return [overall, per_kind]
+
+
+# --------------------------------------------------------------------------------------------
+# BAPPS, through the evaluate command
+# --------------------------------------------------------------------------------------------
+BAPPS_OPTIONS = REPO_ROOT / 'options' / 'test_spips.yml'
+
+
+def bapps_table(metrics, root: Path, cache: ScoreCache, out_dir: Path) -> Table:
+    """2AFC and JND mAP per BAPPS val category for every metric, side by side.
+
+    Each metric is scored by ``spips_pyiqa.evaluate`` (imported here, only when BAPPS is asked
+    for) with ``options/test_spips.yml``; its per-metric CSV/Markdown (with PLCC/SRCC/KRCC) is
+    cached by metric fingerprint and meta-info hash and copied to ``out_dir``.
+    Raises ``RuntimeError`` with the reason when BAPPS cannot be scored.
+    """
+    try:
+        from . import evaluate
+    except ImportError as error:
+        raise RuntimeError(f'spips_pyiqa.evaluate is unavailable ({error})') from None
+    root = Path(root)
+    meta = evaluate.default_output_dir(root) / evaluate.META_INFO_NAME
+    if not meta.is_file():
+        raise RuntimeError(f'no BAPPS meta-info {meta}: {evaluate.PREPARE_HINT}')
+    data_key = files_sha256([meta])
+    rows_by_metric = {}
+    for name, metric in metrics.items():
+        folder = cache.root / 'bapps' / cache_key(metric.fingerprint, data_key) if cache.root else out_dir / 'bapps'
+        csv_path = folder / f'bapps_{name}.csv'
+        if not csv_path.is_file():
+            options = evaluate.load_options(BAPPS_OPTIONS, metric=name, bapps_root=root, out=folder)
+            try:
+                evaluate.write_results(evaluate.evaluate(options), options)
+            except ValueError as error:
+                raise RuntimeError(f'BAPPS evaluation of {name} failed: {error}') from None
+        if folder != out_dir / 'bapps':
+            (out_dir / 'bapps').mkdir(parents=True, exist_ok=True)
+            for suffix in ('.csv', '.md'):
+                shutil.copyfile(csv_path.with_suffix(suffix), out_dir / 'bapps' / f'bapps_{name}{suffix}')
+        rows_by_metric[name] = read_table_rows(csv_path)
+    first = next(iter(rows_by_metric.values()))
+    cells = [(r['task'], r['category'], r['n']) for r in first]
+    table = Table(
+        title='BAPPS val: 2AFC score and JND mAP (x100) per category',
+        columns=['metric', *[f'{task} {category}' for task, category, _ in cells]],
+        notes=[
+            f'Data: BAPPS at {root} (meta-info {meta}); items per column: '
+            + ', '.join(f'{t} {c} n={n}' for t, c, n in cells) + '.',
+            'Scored by `python -m spips_pyiqa evaluate` (spips_pyiqa.evaluate) with '
+            '`options/test_spips.yml`; per-metric PLCC/SRCC/KRCC of the preference are in '
+            '`bapps/bapps_<metric>.md`.',
+        ],
+        digits=2,
+    )
+    for name, rows in rows_by_metric.items():
+        row = {'metric': name}
+        for r in rows:
+            value = r.get('2afc') or r.get('jnd_map')
+            row[f'{r["task"]} {r["category"]}'] = float(value) * 100 if value else None
+        table.rows.append(row)
+    return table

@@ -1,0 +1,388 @@
+r"""Speed and memory of metrics, measured in one run on one machine, relative to pyiqa's ``lpips``.
+
+Inputs are real photographs (scikit-image's, :mod:`spips_pyiqa.distortions`), upscaled where
+smaller than the size and centre-cropped, each distorted by noise, blur or JPEG in turn: never
+random noise, whose statistics no metric is tuned for.
+
+Time: all metrics live in one process; after one warm-up call each, every repetition calls every
+metric once on the same batch (in an order rotated per repetition), so load from other processes
+hits all metrics alike. Per repetition the ratio ``time(metric) / time(lpips)`` is taken; the table
+gives images/second from the median time (and the best, min) and the median ratio. On CUDA the
+device is synchronised before reading the clock.
+
+Memory on CPU: torch's allocations are invisible to ``tracemalloc``, so each (metric, size) runs in
+its own subprocess (``python -m spips_pyiqa.benchmark_speed --child``), which loads the metric and
+the inputs, notes its resident set (``VmRSS``), resets the kernel's high-water mark
+(``/proc/self/clear_refs``, Linux >= 4.0), runs one call and reads the new high-water mark
+(``VmHWM``): *inference peak* = peak RSS during the call - RSS before it, i.e. the working memory the
+call needs on top of the loaded model and inputs (first call, allocator caches included). *Process
+peak* is the whole process' maximum RSS (Python, torch, model, inputs, call). Where
+``clear_refs`` is refused, ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` is used instead and the
+method column says so. On CUDA: ``torch.cuda.max_memory_allocated`` during the call minus the
+memory allocated before it.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from functools import cache
+from statistics import median
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .benchmark_tables import Table
+from .distortions import PHOTOS, distort, photo
+
+__all__ = [
+    'SIZES',
+    'component_times',
+    'memory_child',
+    'profile_table',
+    'speed_inputs',
+    'speed_tables',
+    'time_interleaved',
+]
+
+#: (side in pixels, batch size) of each measured setting.
+SIZES: tuple[tuple[int, int], ...] = ((64, 50), (256, 8), (1024, 1))
+REFERENCE = 'lpips'
+FAILED = 'n/a (fails)'
+KINDS = ('noise', 'blur', 'jpeg')
+
+
+@cache
+def _photo_at(name: str, size: int) -> torch.Tensor:
+    """Photograph ``name`` scaled (up only) so its short side is at least ``size``, centre crop."""
+    image = photo(name)
+    short = min(image.shape[-2:])
+    if short < size:
+        scale = size / short
+        out = [max(size, round(s * scale)) for s in image.shape[-2:]]
+        image = F.interpolate(image, size=out, mode='bicubic', align_corners=False).clamp(0, 1)
+    return _centre_crop(image, size)
+
+
+def _centre_crop(image: torch.Tensor, size: int) -> torch.Tensor:
+    top, left = [(s - size) // 2 for s in image.shape[-2:]]
+    return image[..., top : top + size, left : left + size].contiguous()
+
+
+def speed_inputs(size: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of ``(target, ref)``: photographs cycled over :data:`PHOTOS`, distortions over
+    noise/blur/JPEG at severities 1-2.
+
+    Shape:
+        Output: two :math:`(\\text{batch}, 3, \\text{size}, \\text{size})` tensors in [0, 1].
+    """
+    refs, targets = [], []
+    for i in range(batch):
+        ref = _photo_at(PHOTOS[i % len(PHOTOS)], size)
+        refs.append(ref)
+        targets.append(distort(ref, KINDS[i % len(KINDS)], 1 + (i // len(KINDS)) % 2))
+    return torch.cat(targets), torch.cat(refs)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(
+    calls: dict[str, Callable[[], object]], repeats: int, device: torch.device, desc: str = ''
+) -> dict[str, object]:
+    """Per name, the list of ``repeats`` wall times (s), or the error text if its warm-up failed.
+
+    Every repetition calls every (working) function once, the order rotated by one each time.
+    """
+    results: dict[str, object] = {}
+    working = []
+    for name, call in calls.items():
+        try:
+            with torch.no_grad():
+                call()
+            _synchronize(device)
+            working.append(name)
+            results[name] = []
+        except Exception as error:  # a metric refusing the size (pyiqa's ms_ssim below ~176 px)
+            results[name] = f'{type(error).__name__}: {str(error).splitlines()[0][:120]}' if str(error) else type(error).__name__
+    for rep in tqdm(range(repeats), desc=f'speed {desc}', file=sys.stderr, leave=False):
+        order = working[rep % max(len(working), 1):] + working[: rep % max(len(working), 1)]
+        for name in order:
+            _synchronize(device)
+            start = time.perf_counter()
+            with torch.no_grad():
+                calls[name]()
+            _synchronize(device)
+            results[name].append(time.perf_counter() - start)
+    return results
+
+
+def _ratios(times: dict[str, object], reference: str) -> dict[str, float | None]:
+    """Median over repetitions of ``time / time(reference)`` in the same repetition."""
+    ref = times.get(reference)
+    out = {}
+    for name, values in times.items():
+        if isinstance(values, list) and isinstance(ref, list) and values:
+            out[name] = median(v / r for v, r in zip(values, ref))
+        else:
+            out[name] = None
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# memory
+# --------------------------------------------------------------------------------------------
+def _proc_status_kib(field: str) -> int | None:
+    try:
+        with open('/proc/self/status') as handle:
+            for line in handle:
+                if line.startswith(field + ':'):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> bool:
+    try:
+        with open('/proc/self/clear_refs', 'w') as handle:
+            handle.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def memory_child(name: str, size: int, batch: int, device: str = 'cpu') -> dict[str, object]:
+    """Run in a fresh process: peak memory of one ``name`` call on a ``size``/``batch`` input."""
+    import gc
+
+    import pyiqa
+
+    from . import register
+
+    register()
+    metric = pyiqa.create_metric(name, device=torch.device(device))
+    target, ref = (x.to(device) for x in speed_inputs(size, batch))
+    gc.collect()
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        with torch.no_grad():
+            metric(target, ref)
+        torch.cuda.synchronize()
+        extra = torch.cuda.max_memory_allocated() - before
+        return {'inference_mib': extra / 2**20, 'process_mib': None, 'method': 'cuda max_memory_allocated'}
+    load_peak = _proc_status_kib('VmHWM')
+    before = _proc_status_kib('VmRSS')
+    reset = _reset_peak() and before is not None
+    with torch.no_grad():
+        metric(target, ref)
+    if reset:
+        peak = _proc_status_kib('VmHWM')
+        method = 'VmHWM after clear_refs - VmRSS'
+    else:  # ru_maxrss cannot be reset: a peak during loading may hide part of the call's
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = before or 0
+        method = 'ru_maxrss - VmRSS (lower bound)'
+    return {
+        'inference_mib': max(peak - before, 0) / 1024,
+        'process_mib': max(peak, load_peak or 0) / 1024,
+        'method': method,
+    }
+
+
+def _measure_memory(name: str, size: int, batch: int, device: str) -> dict[str, object]:
+    command = [sys.executable, '-m', 'spips_pyiqa.benchmark_speed', '--child', name, str(size),
+               str(batch), '--device', device]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith('{')]
+    if done.returncode != 0 or not lines:
+        return {'error': (done.stderr.strip().splitlines() or ['failed'])[-1][:120]}
+    return json.loads(lines[-1])
+
+
+# --------------------------------------------------------------------------------------------
+# tables
+# --------------------------------------------------------------------------------------------
+def _size_label(size: int, batch: int) -> str:
+    return f'{size}px b{batch}'
+
+
+def speed_tables(
+    metrics: dict[str, torch.nn.Module],
+    device: torch.device,
+    repeats: int,
+    memory: bool,
+    environment: str,
+) -> tuple[list[Table], dict]:
+    """Time (and memory) of every metric at every :data:`SIZES` setting on ``device``.
+
+    Returns the tables and the raw measurements ``{(size, batch): {'times', 'ratios', 'memory'}}``.
+    """
+    raw = {}
+    for size, batch in SIZES:
+        target, ref = (x.to(device) for x in speed_inputs(size, batch))
+        calls = {name: (lambda m=m, t=target, r=ref: m(t, r)) for name, m in metrics.items()}
+        times = time_interleaved(calls, repeats, device, desc=f'{device.type} {size}px')
+        raw[(size, batch)] = {'times': times, 'ratios': _ratios(times, REFERENCE), 'memory': {}}
+    if memory:
+        jobs = [(name, size, batch) for size, batch in SIZES for name in metrics]
+        for name, size, batch in tqdm(jobs, desc=f'memory {device.type}', file=sys.stderr):
+            if isinstance(raw[(size, batch)]['times'][name], str):
+                continue
+            raw[(size, batch)]['memory'][name] = _measure_memory(name, size, batch, str(device))
+    labels = [_size_label(*setting) for setting in SIZES]
+    time_table = Table(
+        title=f'Speed on {device.type.upper()}: images/second (median, best) and time relative to lpips',
+        columns=['metric', *[f'{label} {stat}' for label in labels for stat in ('img/s', 'best img/s', 'x lpips')]],
+        notes=[
+            environment,
+            f'Real photographs (scikit-image) with noise/blur/JPEG; {repeats} interleaved repetitions '
+            'after a warm-up call; `x lpips` = median over repetitions of time(metric) / time(lpips) '
+            f'in the same repetition (above 1: slower than pyiqa\'s lpips). `{FAILED}`: the metric '
+            'raises at that size.',
+        ],
+        digits=2,
+    )
+    memory_table = Table(
+        title=f'Peak memory on {device.type.upper()} (MiB): one call',
+        columns=['metric', *[f'{label} {stat}' for label in labels for stat in ('inference', 'process')]],
+        notes=[
+            environment,
+            '`inference`: peak resident memory during one call minus the resident memory before it '
+            '(model and inputs loaded), in a fresh subprocess per (metric, size); `process`: that '
+            'subprocess\' peak RSS (Python + torch + model + inputs + call). CUDA: '
+            '`max_memory_allocated` minus memory allocated before the call.',
+        ],
+        digits=0,
+    )
+    methods = set()
+    for name in metrics:
+        time_row, memory_row = {'metric': name}, {'metric': name}
+        for (size, batch), label in zip(SIZES, labels):
+            entry = raw[(size, batch)]
+            values = entry['times'][name]
+            if isinstance(values, str):
+                time_row.update({f'{label} img/s': FAILED, f'{label} best img/s': FAILED, f'{label} x lpips': FAILED})
+                memory_row.update({f'{label} inference': FAILED, f'{label} process': FAILED})
+                continue
+            time_row[f'{label} img/s'] = batch / median(values) if values else None
+            time_row[f'{label} best img/s'] = batch / min(values) if values else None
+            time_row[f'{label} x lpips'] = entry['ratios'][name]
+            mem = entry['memory'].get(name)
+            if mem and 'error' not in mem:
+                memory_row[f'{label} inference'] = mem['inference_mib']
+                memory_row[f'{label} process'] = mem['process_mib']
+                methods.add(mem['method'])
+            elif mem:
+                memory_row[f'{label} inference'] = f'error: {mem["error"]}'
+        time_table.rows.append(time_row)
+        memory_table.rows.append(memory_row)
+    memory_table.notes.append(f'Method: {", ".join(sorted(methods)) or "not measured"}.')
+    tables = [time_table] + ([memory_table] if memory else [])
+    return tables, raw
+
+
+def target_check(raw: dict, name: str = 'spips') -> list[str]:
+    """Lines saying whether ``name`` meets the product targets (<= 1.5x lpips at 256 px; faster
+    than pyiqa's ssim and ms_ssim where they run)."""
+    lines = []
+    for (size, batch), entry in raw.items():
+        ratios = entry['ratios']
+        if ratios.get(name) is None:
+            continue
+        own = ratios[name]
+        if size == 256:
+            verdict = 'meets' if own <= 1.5 else 'MISSES'
+            lines.append(f'{size}px b{batch}: {name} takes {own:.2f}x lpips time: {verdict} the <= 1.5x target.')
+        for other in ('ssim', 'ms_ssim'):
+            if ratios.get(other) is not None:
+                faster = own < ratios[other]
+                lines.append(
+                    f'{size}px b{batch}: {name} {own:.2f}x vs {other} {ratios[other]:.2f}x lpips time: '
+                    + ('faster' if faster else f'NOT faster than {other}') + '.'
+                )
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# where SPIPS spends its time
+# --------------------------------------------------------------------------------------------
+def component_times(metric, size: int, batch: int, repeats: int, reference=None) -> Table:
+    """Median time of the parts of a SPIPS call: input checks, deep features, traditional maps,
+    heads and fusion, and the whole pyiqa call (and of a ``reference`` metric's whole call, e.g.
+    lpips), interleaved like :func:`time_interleaved`."""
+    from .inputs import check_image_pair
+    from .traditional import traditional_maps
+
+    net = metric.net
+    target, ref = speed_inputs(size, batch)
+    maps = net._distance_maps(target, ref)
+    calls = {'pyiqa call (total)': lambda: metric(target, ref),
+             'input checks (check_image_pair)': lambda: check_image_pair(target, ref),
+             'deep features (backbone x2 + normalise + diff)': lambda: net.deep(target, ref),
+             'heads + fusion': lambda: net.quality(maps)}
+    if 'traditional' in net.groups:
+        calls['traditional maps (PSNR/SSIM/MS-SSIM)'] = lambda: traditional_maps(target, ref, net.window)
+    if reference is not None:
+        calls[f'pyiqa {reference.metric_name} call (for comparison)'] = lambda: reference(target, ref)
+    times = time_interleaved(calls, repeats, torch.device('cpu'), desc='components')
+    total = median(times['pyiqa call (total)'])
+    table = Table(
+        title=f'Where {metric.metric_name} spends its time: {size}x{size}, batch {batch}, CPU',
+        columns=['part', 'median ms', 'share of total'],
+        notes=[f'Each part called on its own, {repeats} interleaved repetitions (median); shares are '
+               'of the SPIPS total, so parts need not add up to exactly 100%.'],
+        digits=1,
+    )
+    for part, values in times.items():
+        table.rows.append({'part': part, 'median ms': median(values) * 1e3, 'share of total': f'{median(values) / total:.0%}'})
+    return table
+
+
+def profile_table(metric, size: int, batch: int, top: int = 15) -> Table:
+    """torch.profiler: operators by self CPU time over 3 calls of ``metric`` (after a warm-up)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    target, ref = speed_inputs(size, batch)
+    with torch.no_grad():
+        metric(target, ref)
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
+            for _ in range(3):
+                metric(target, ref)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    table = Table(
+        title=f'torch.profiler: top {top} operators of {metric.metric_name}, {size}x{size} batch {batch}, CPU',
+        columns=['operator', 'calls', 'self CPU ms (3 calls)', 'share'],
+        notes=['Self CPU time of each operator over 3 calls, after a warm-up call.'],
+        digits=1,
+    )
+    for event in events[:top]:
+        table.rows.append({'operator': event.key, 'calls': event.count,
+                           'self CPU ms (3 calls)': event.self_cpu_time_total / 1e3,
+                           'share': f'{event.self_cpu_time_total / total:.0%}'})
+    return table
+
+
+def _child_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(description='memory of one metric call (benchmark helper)')
+    parser.add_argument('--child', nargs=3, metavar=('METRIC', 'SIZE', 'BATCH'), required=True)
+    parser.add_argument('--device', default='cpu')
+    args = parser.parse_args(argv)
+    name, size, batch = args.child[0], int(args.child[1]), int(args.child[2])
+    print(json.dumps(memory_child(name, size, batch, args.device)))
+    return 0
+
+
+if __name__ == '__main__':
+    os.environ.setdefault('PYTHONWARNINGS', 'ignore')
+    sys.exit(_child_main(sys.argv[1:]))

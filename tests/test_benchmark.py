@@ -1,0 +1,214 @@
+"""Pieces of ``python -m spips_pyiqa benchmark`` (the benchmark runs themselves are not tests)."""
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from spips_pyiqa import benchmark
+from spips_pyiqa.bapps_fixture import make_bapps_fixture
+from spips_pyiqa.bapps_prepare import collect_rows, default_output_dir, write_meta_info
+from spips_pyiqa.benchmark_agreement import (
+    LiveDev,
+    correlations,
+    default_live_dev,
+    fit_logistic,
+    load_anchors,
+    logistic4,
+    srcc_interval,
+)
+from spips_pyiqa.benchmark_cache import ScoreCache, cache_key, state_dict_sha256
+from spips_pyiqa.benchmark_figures import scatter_figure
+from spips_pyiqa.benchmark_speed import (
+    _ratios,
+    memory_child,
+    speed_inputs,
+    time_interleaved,
+)
+from spips_pyiqa.benchmark_tables import Table, markdown, read_table_rows, write_table
+
+LIVE_DEV = default_live_dev()
+needs_live_dev = pytest.mark.skipif(
+    not (LIVE_DEV / 'scores.csv').is_file(), reason=f'live_dev not found at {LIVE_DEV} (../shared absent)'
+)
+
+
+# ---------------------------------------------------------------------------------- correlations
+def test_logistic_plcc_on_synthetic_monotone_data():
+    rng = np.random.default_rng(0)
+    x = np.sort(rng.uniform(0, 1, 60))
+    y = logistic4(x, 80.0, 20.0, 0.5, 0.08) + rng.normal(0, 1.0, x.size)
+    c = correlations(x, y)
+    assert c.logistic and c.n == 60
+    assert c.plcc > 0.98
+    assert c.plcc > np.corrcoef(x, y)[0, 1]  # the fit removes the non-linearity
+    assert 0.9 < c.srcc <= 1 and 0.7 < c.krcc <= 1
+    flipped = correlations(-x, y)  # a metric ranking backwards shows up negative
+    assert flipped.plcc == pytest.approx(-c.plcc, abs=1e-6)
+    assert flipped.srcc == pytest.approx(-c.srcc)
+
+
+def test_noise_free_monotone_data_is_perfect_and_fit_is_callable():
+    x = np.linspace(-3, 3, 25)
+    y = 100 / (1 + np.exp(-2 * x))
+    c = correlations(x, y)
+    assert c.srcc == pytest.approx(1) and c.krcc == pytest.approx(1) and c.plcc == pytest.approx(1, abs=1e-6)
+    fitted = fit_logistic(x, y)
+    np.testing.assert_allclose(fitted(x), y, atol=1e-3)
+
+
+def test_small_or_constant_samples():
+    few = correlations([1.0, 2.0, 3.0, 5.0], [1.0, 3.0, 2.0, 4.0])
+    assert not few.logistic and few.n == 4 and np.isfinite(few.plcc)  # linear PLCC below 5 points
+    assert all(math.isnan(v) for v in (correlations([1, 2], [2, 1]).srcc, correlations([1, 1, 1], [1, 2, 3]).plcc))
+    with pytest.raises(ValueError, match='length mismatch'):
+        correlations([1, 2, 3], [1, 2])
+
+
+def test_srcc_interval():
+    low, high = srcc_interval(0.9, 39)
+    assert low < 0.9 < high < 1
+    narrow = srcc_interval(0.9, 400)
+    assert narrow[1] - narrow[0] < high - low
+    assert all(math.isnan(v) for v in srcc_interval(0.9, 3))
+
+
+def test_anchors_are_parsed_from_the_readme_text(tmp_path):
+    readme = tmp_path / 'README.md'
+    readme.write_text('# x\nAnchors measured on this set (pyiqa, SRCC):\nvif 0.966, ms_ssim 0.917,\nlpips-vgg 0.922.\n\nOther 0.5\n')
+    assert load_anchors(readme) == {'vif': 0.966, 'ms_ssim': 0.917, 'lpips-vgg': 0.922}
+    assert load_anchors(tmp_path / 'missing.md') == {}
+
+
+# ---------------------------------------------------------------------------------- tables, cache
+def test_table_is_written_as_csv_and_markdown(tmp_path):
+    table = Table('T', ['metric', 'srcc', 'note'], notes=['n=3: small'], digits=2)
+    table.rows += [{'metric': 'a', 'srcc': 0.91234, 'note': 'n/a (fails)'}, {'metric': 'b|c', 'srcc': float('nan')}]
+    csv_path, md_path = write_table(table, tmp_path / 'out', 'table')
+    text = md_path.read_text()
+    assert text.startswith('### T\n\nn=3: small\n')
+    assert '| a | 0.91 | n/a (fails) |' in text and '| b\\|c | n/a | n/a |' in text
+    assert csv_path.read_text().startswith('# T\n# n=3: small\n')
+    rows = read_table_rows(csv_path)
+    assert rows == [{'metric': 'a', 'srcc': '0.91234', 'note': 'n/a (fails)'}, {'metric': 'b|c', 'srcc': '', 'note': ''}]
+    assert markdown(table) == text
+
+
+def test_cache_reuses_scores_and_computes_only_missing_items(tmp_path):
+    calls = []
+
+    def compute(items):
+        calls.append(list(items))
+        return [len(item) * 1.5 for item in items]
+
+    cache = ScoreCache(tmp_path)
+    first = cache.scores('data', 'm', 'k1', ['a', 'bb'], compute, {'metric': 'm'})
+    np.testing.assert_array_equal(first, [1.5, 3.0])
+    again = ScoreCache(tmp_path).scores('data', 'm', 'k1', ['bb', 'a'], compute)
+    np.testing.assert_array_equal(again, [3.0, 1.5])
+    assert calls == [['a', 'bb']]  # nothing recomputed, even in a new cache object
+    cache.scores('data', 'm', 'k1', ['a', 'ccc'], compute)
+    assert calls[-1] == ['ccc'] and cache.computed[('data', 'm')] == 1
+    cache.scores('data', 'm-vgg', 'k1', ['a'], compute)
+    cache.scores('data', 'm', 'k2', ['a'], compute)  # another key (weights/code/data): recomputed
+    assert calls[-1] == ['a'] and len(calls) == 4
+    files = sorted(p.name for p in (tmp_path / 'data').iterdir())  # m's stale k1 files are gone
+    assert files == ['m-vgg__k1.csv', 'm-vgg__k1.json', 'm__k2.csv', 'm__k2.json']
+    ScoreCache(None).scores('data', 'm', 'k1', ['a'], compute)  # no cache: always computed
+    assert calls[-1] == ['a'] and len(calls) == 5
+
+
+def test_cache_key_follows_weights_and_data():
+    layer = torch.nn.Linear(2, 1)
+    before = state_dict_sha256(layer)
+    with torch.no_grad():
+        layer.weight.add_(1e-3)
+    assert state_dict_sha256(layer) != before
+    fingerprint = {'metric': 'm', 'weights_sha256': before}
+    assert cache_key(fingerprint, 'data1') == cache_key(dict(fingerprint), 'data1')
+    assert cache_key(fingerprint, 'data1') != cache_key(fingerprint, 'data2')
+
+
+# ---------------------------------------------------------------------------------- speed
+def test_speed_inputs_are_real_distorted_photos():
+    target, ref = speed_inputs(64, 6)
+    assert target.shape == ref.shape == (6, 3, 64, 64)
+    assert 0 <= target.min() and target.max() <= 1
+    assert not torch.equal(target, ref) and not torch.equal(ref[0], ref[1])
+    big, _ = speed_inputs(1024, 1)  # photographs are upscaled, never padded
+    assert big.shape == (1, 3, 1024, 1024) and big[..., :8, :8].std() > 0
+
+
+def test_interleaved_timing_and_failures():
+    def fails():
+        raise ValueError('Image size should be larger than 176\nmore')
+
+    times = time_interleaved({'lpips': lambda: None, 'slow': lambda: sum(range(20000)), 'bad': fails}, 3, torch.device('cpu'))
+    assert len(times['lpips']) == len(times['slow']) == 3
+    assert times['bad'] == 'ValueError: Image size should be larger than 176'
+    ratios = _ratios(times, 'lpips')
+    assert ratios['lpips'] == 1 and ratios['bad'] is None and ratios['slow'] > 0
+
+
+def test_memory_child_reports_inference_peak():
+    result = memory_child('psnr', 64, 2)
+    assert result['inference_mib'] >= 0 and result['process_mib'] > 50
+    assert 'VmHWM' in result['method'] or 'ru_maxrss' in result['method']
+
+
+# ---------------------------------------------------------------------------------- figures, CLI
+def test_scatter_figure(tmp_path):
+    rows = tuple({'dist_img': f'd{i}.png', 'ref_img': 'r.png', 'distortion': k, 'dmos': str(10 + 5 * i)}
+                 for i, k in enumerate(['jpeg', 'wnoise'] * 4))
+    dataset = LiveDev(tmp_path, rows, 'key')
+    scores = {'a': np.arange(8.0), 'b': -np.arange(8.0) ** 2}
+    lower = {'a': True, 'b': False}
+    corr = {name: {'all': correlations(s if lower[name] else -s, dataset.dmos)} for name, s in scores.items()}
+    path = scatter_figure(scores, lower, dataset, corr, tmp_path / 'fig' / 'scatter.png')
+    assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_unknown_section_or_metric_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        benchmark.cli(['--only', 'agreement,nope', '--out', str(tmp_path)])
+    assert benchmark.cli(['--metrics', 'psnr,not-a-metric', '--out', str(tmp_path)]) == 2
+    assert 'not-a-metric' in capsys.readouterr().err
+
+
+def test_bapps_through_evaluate_and_missing_live_dev(tmp_path, capsys):
+    root = make_bapps_fixture(tmp_path / 'bapps', n_train=1, n_val=3, n_jnd=4, size=64, seed=0)
+    out = tmp_path / 'out'
+    args = ['--metrics', 'psnr', '--only', 'agreement', '--live-dev', str(tmp_path / 'none'), '--out', str(out)]
+    assert benchmark.cli([*args, '--bapps', str(root)]) == 0  # not prepared: reported, not a crash
+    assert 'prepare-bapps' in (out / 'agreement_bapps.md').read_text()
+    assert 'live_dev not found' in capsys.readouterr().err
+    write_meta_info(collect_rows(root), default_output_dir(root))
+    assert benchmark.cli([*args, '--bapps', str(root)]) == 0
+    rows = read_table_rows(out / 'agreement_bapps.csv')
+    assert [r['metric'] for r in rows] == ['psnr']
+    assert 0 <= float(rows[0]['2afc traditional']) <= 100 and rows[0]['jnd average']
+    assert (out / 'bapps' / 'bapps_psnr.md').is_file()
+    assert not (out / 'agreement_live_dev.md').exists()
+
+
+@needs_live_dev
+def test_cli_agreement_on_a_live_dev_subset_then_from_cache(tmp_path, monkeypatch):
+    out = tmp_path / 'out'
+    args = ['--metrics', 'psnr,spips', '--only', 'agreement', '--limit', '3', '--out', str(out)]
+    assert benchmark.cli(args) == 0
+    with (out / 'agreement_live_dev.csv').open() as handle:
+        rows = list(csv.DictReader(line for line in handle if not line.startswith('#')))
+    assert [r['metric'] for r in rows] == ['psnr', 'spips'] and {r['n'] for r in rows} == {'3'}
+    md = (out / 'agreement_live_dev.md').read_text()
+    assert 'n=3: a small sample' in md and 'not BAPPS-trained' in md  # size and SPIPS provenance
+    assert (out / 'RESULTS.md').read_text().count('### live_dev') == 2
+
+    def must_not_score(self, target, ref):
+        raise AssertionError(f'{self.name} recomputed despite the cache')
+
+    monkeypatch.setattr(benchmark.BenchMetric, 'score', must_not_score)
+    assert benchmark.cli(args) == 0
+    assert Path(out / 'cache' / 'live_dev').is_dir()
