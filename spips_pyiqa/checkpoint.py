@@ -17,8 +17,9 @@ refused file leaves the network as it was.
 
 import pickle
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,8 +31,10 @@ class CheckpointError(ValueError):
     """A SPIPS checkpoint that cannot be read or does not fit the network."""
 
 
-def read_checkpoint(path) -> Dict[str, Any]:
+def read_checkpoint(path) -> dict[str, Any]:
     """Load a checkpoint file safely (``weights_only``) or raise :class:`CheckpointError`."""
+    if not str(path).strip():  # Path('') would be the current folder
+        raise CheckpointError('the SPIPS checkpoint path is empty: give a file, or None for the default heads')
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f'SPIPS checkpoint not found: {path}')
@@ -44,7 +47,7 @@ def read_checkpoint(path) -> Dict[str, Any]:
             f'cannot read SPIPS checkpoint {path}: not a torch file, or one that pickles objects '
             'other than tensors and plain containers (refused: unpickling those can run code)'
         ) from None
-    except Exception as error:  # truncated zip, garbage bytes, ...
+    except Exception as error:  # noqa: BLE001  (truncated zip, garbage bytes, ...: all unreadable)
         first_line = (str(error).splitlines() or [''])[0][:200]
         raise CheckpointError(
             f'cannot read SPIPS checkpoint {path}: truncated, corrupted or not a torch file '
@@ -53,7 +56,12 @@ def read_checkpoint(path) -> Dict[str, Any]:
     layout = "{'params': state_dict, 'meta': {...}} as written by spips_pyiqa.checkpoint.save_heads or pyiqa training"
     if not isinstance(checkpoint, Mapping):
         raise CheckpointError(f'{path} is not a SPIPS checkpoint (it holds a {type(checkpoint).__name__}): SPIPS reads {layout}')
-    if not isinstance(checkpoint.get('params'), Mapping):
+    if 'params' in checkpoint and not isinstance(checkpoint['params'], Mapping):
+        raise CheckpointError(
+            f"{path} is not a SPIPS checkpoint: its 'params' is a {type(checkpoint['params']).__name__}, "
+            f'not a state dict: SPIPS reads {layout}'
+        )
+    if 'params' not in checkpoint:
         raise CheckpointError(
             f"{path} is not a SPIPS checkpoint: no 'params' state dict (keys: {_describe(checkpoint)}; "
             f'a bare LPIPS or torchvision state dict?): SPIPS reads {layout}'
@@ -68,9 +76,9 @@ def _describe(keys) -> str:
     return ', '.join(keys[:4]) + (f' (+{len(keys) - 4} more)' if len(keys) > 4 else '') or 'none'
 
 
-def _heads_layout(state: Mapping[str, Any]) -> Dict[str, Tuple[int, ...]]:
+def _heads_layout(state: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     """``{group: channels of each map}`` of the heads in ``state`` (heads or full layout)."""
-    layout: Dict[str, Dict[int, int]] = {}
+    layout: dict[str, dict[int, int]] = {}
     for key, value in state.items():
         match = re.fullmatch(r'(?:quality\.)?heads\.(\w+)\.convs\.(\d+)\.weight', key)
         if match and torch.is_tensor(value) and value.dim() == 4:
@@ -118,7 +126,7 @@ def _check_state(path: Path, state: Mapping[str, Any], target: nn.Module, expect
         raise CheckpointError(f'{path} has NaN or Inf values in {_describe(broken)}: the file is damaged')
 
 
-def load_checkpoint(model: nn.Module, path, expected_meta: Dict[str, Any]) -> Dict[str, Any]:
+def load_checkpoint(model: nn.Module, path, expected_meta: dict[str, Any]) -> dict[str, Any]:
     """Load ``path`` into the SPIPS ``model`` strictly; return the checkpoint's ``meta``.
 
     ``expected_meta`` (e.g. ``{'net': 'alex', 'groups': [...]}``) is compared with the
@@ -126,8 +134,8 @@ def load_checkpoint(model: nn.Module, path, expected_meta: Dict[str, Any]) -> Di
     such rather than reported as a shape mismatch. Without ``meta``, a mismatch names the variant
     the heads fit, where they fit one. Nothing is copied unless every check passes.
     """
-    path = Path(path)
     checkpoint = read_checkpoint(path)
+    path = Path(path)
     meta = dict(checkpoint.get('meta', {}))
     for field, wanted in expected_meta.items():
         if field in meta and meta[field] != wanted:
@@ -148,7 +156,7 @@ def load_checkpoint(model: nn.Module, path, expected_meta: Dict[str, Any]) -> Di
     return meta
 
 
-def save_heads(heads: nn.Module, path, meta: Optional[Dict[str, Any]] = None) -> Path:
+def save_heads(heads: nn.Module, path, meta: dict[str, Any] | None = None) -> Path:
     """Save a :class:`~spips_pyiqa.heads.QualityHeads` state dict with ``meta`` (provenance)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

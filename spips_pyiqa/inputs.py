@@ -15,7 +15,6 @@ differentiable for any finite input.
 """
 
 import warnings
-from typing import Tuple
 
 import torch
 
@@ -83,7 +82,7 @@ def _as_rgb_float32(image: torch.Tensor) -> torch.Tensor:
     return image.expand(-1, 3, -1, -1) if image.shape[1] == 1 else image
 
 
-def check_image_pair(target, ref) -> Tuple[torch.Tensor, torch.Tensor]:
+def check_image_pair(target, ref) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Validate a target/reference pair and return both as float32 RGB.
 
     Structure (type, rank, dtype, channels, size) is checked first, then the pair (batch size,

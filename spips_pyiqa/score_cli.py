@@ -10,7 +10,6 @@ names, unavailable device, missing weights, bad checkpoint) print one line and e
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Tuple
 
 import torch
 from tqdm import tqdm
@@ -23,7 +22,7 @@ def _image_names(folder: Path) -> set:
     return {p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()}
 
 
-def image_pairs(target: Path, ref: Path) -> List[Tuple[Path, Path]]:
+def image_pairs(target: Path, ref: Path) -> list[tuple[Path, Path]]:
     """The (target, ref) pairs to score: the two files, or same-named images of two folders."""
     if target.is_dir() != ref.is_dir():
         raise ValueError(f'TARGET and REF must both be files or both folders: {target}, {ref}')
@@ -84,7 +83,7 @@ def _score_pair(metric, target_path: Path, ref_path: Path):
         raise ValueError(f'{target_path} vs {ref_path}: {error}') from None
 
 
-def cli(argv: List[str]) -> int:
+def cli(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
         import pyiqa
