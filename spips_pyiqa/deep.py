@@ -27,7 +27,12 @@ import torch
 from torch import nn
 from pyiqa.archs.lpips_arch import ScalingLayer, alexnet, squeezenet, vgg16
 
-from .weights import MissingWeightsError, require_backbone_weights
+from .weights import (
+    FETCH_COMMAND,
+    MissingWeightsError,
+    require_backbone_weights,
+    torchvision_checkpoint_path,
+)
 
 #: Backbone class and channels of each tapped layer, as in pyiqa's LPIPS.
 BACKBONES = {
@@ -57,17 +62,24 @@ def backbone_channels(net: str) -> Tuple[int, ...]:
 
 
 def _build_backbone(net: str, tune: bool) -> nn.Module:
-    """pyiqa's LPIPS backbone with ImageNet weights; a clear error where they are missing."""
+    """pyiqa's LPIPS backbone with ImageNet weights; one clear error where they are missing or bad."""
     backbone_class = BACKBONES[net][0]
     if net != 'squeeze':  # SqueezeNet has no offline source: let torchvision download it
         require_backbone_weights(net)
     try:
         return backbone_class(requires_grad=tune, pretrained=True)
-    except (OSError, RuntimeError) as error:  # torchvision's failed download (URLError is OSError)
+    except (OSError, RuntimeError) as error:  # failed download (URLError is OSError), bad file
+        cause = f'{type(error).__name__}: {(str(error).splitlines() or [""])[0][:200]}'
+        path = torchvision_checkpoint_path(net)
+        if path.is_file():
+            raise MissingWeightsError(
+                f'{path} is unreadable or not the {net} ImageNet weights ({cause}); '
+                f'run `{FETCH_COMMAND}` to replace it'
+            ) from None
         try:
             require_backbone_weights(net)
         except MissingWeightsError as missing:
-            raise MissingWeightsError(f'{missing} ({type(error).__name__}: {error})') from None
+            raise MissingWeightsError(f'{missing} ({cause})') from None
         raise
 
 

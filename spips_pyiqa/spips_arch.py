@@ -96,7 +96,9 @@ class SPIPS(nn.Module):
         self.register_buffer('window', gaussian_kernel_1d(), persistent=False)
         self.meta = {}
         if pretrained_model_path is not None or pretrained:
-            path = pretrained_model_path or default_heads_path(net, self.groups)
+            path = pretrained_model_path
+            if path is None:
+                path = default_heads_path(net, self.groups)
             self.meta = load_checkpoint(self, path, {'net': net, 'groups': list(self.groups)})
         self.eval()
 
@@ -107,6 +109,17 @@ class SPIPS(nn.Module):
         if 'traditional' in self.groups:
             maps['traditional'] = [traditional_maps(target, ref, self.window)]
         return maps
+
+    def group_distances(self, target: torch.Tensor, ref: torch.Tensor) -> Dict[str, torch.Tensor]:
+        r"""Each group's distance :math:`d_g` before fusion, eqs. (9)-(11).
+
+        Shape:
+            - target, ref: :math:`(N, C, H, W)`.
+            - Output: ``{group: (N, 1)}``.
+        """
+        target, ref = check_image_pair(target, ref)
+        maps = self._distance_maps(target, ref)
+        return {g: self.quality.heads[g](maps[g])[0] for g in self.groups}
 
     def _upsampled_maps(self, quality_maps, size) -> Dict[str, torch.Tensor]:
         """Group maps (sum of the group's head outputs at ``size``) and their fusion."""
