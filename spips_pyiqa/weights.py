@@ -379,26 +379,31 @@ def fetch_weights(cache_dir: str | os.PathLike | None = None, force: bool = Fals
     """
     root = Path(cache_dir) if cache_dir is not None else Path(torch.hub.get_dir())
     directories = {subdir: root / subdir for subdir in {target.subdir for target in TARGETS}}
-    for directory in (root, *directories.values()):
-        _ensure_writable(directory)
     paths = {target.filename: directories[target.subdir] / target.filename for target in TARGETS}
-    with filelock.FileLock(root / LOCK_NAME):
-        for directory in directories.values():
-            _remove_stale_parts(directory)
-        todo = []
-        for target in TARGETS:
-            path = paths[target.filename]
-            if not force and path.is_file() and target.is_valid(path):
-                log.info('skipped %s (present and valid)', path)
-            else:
-                todo.append(target)
-        contents = _build(todo)  # every check passes before anything is written
-        for target in todo:
-            atomic_write(paths[target.filename], contents[target.filename])
-            log.info('placed %s', paths[target.filename])
+    todo = list(TARGETS) if force else _missing_or_invalid(paths)
+    if todo:  # a complete cache may be read-only: then nothing below touches it
+        for directory in (root, *directories.values()):
+            _ensure_writable(directory)
+        with filelock.FileLock(root / LOCK_NAME):
+            for directory in directories.values():
+                _remove_stale_parts(directory)
+            if not force:  # again, under the lock: another process may have fetched meanwhile
+                todo = _missing_or_invalid(paths)
+            contents = _build(todo)  # every check passes before anything is written
+            for target in todo:
+                atomic_write(paths[target.filename], contents[target.filename])
+                log.info('placed %s', paths[target.filename])
+    for target in TARGETS:
+        if target not in todo:
+            log.info('skipped %s (present and valid)', paths[target.filename])
     log.info('%s: not fetched, SqueezeNet has no offline source (torchvision downloads it when online)',
              BACKBONE_FILES['squeeze'])
     return paths
+
+
+def _missing_or_invalid(paths: dict[str, Path]) -> list[Target]:
+    """The targets whose file in ``paths`` is absent or fails its check."""
+    return [t for t in TARGETS if not (paths[t.filename].is_file() and t.is_valid(paths[t.filename]))]
 
 
 def _build(targets: list[Target]) -> dict[str, bytes]:

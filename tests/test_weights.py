@@ -305,3 +305,25 @@ def test_require_backbone_weights_on_empty_cache(net, torch_home):
     path.parent.mkdir(parents=True)
     path.touch()
     assert weights.require_backbone_weights(net) == path
+
+
+def test_complete_read_only_cache_needs_no_write_access(fetched_home, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError('a complete cache must not be written to (it may be read-only)')
+
+    monkeypatch.setattr(weights, '_ensure_writable', refuse)
+    monkeypatch.setattr(weights.filelock, 'FileLock', refuse)
+    _assert_all_valid(weights.fetch_weights())
+
+
+def test_spips_squeeze_offline_is_one_clear_error(torch_home):
+    """No offline source: torchvision's download fails here, and the error says what to do."""
+    import pyiqa
+    import spips_pyiqa  # noqa: F401
+
+    try:
+        pyiqa.create_metric('spips-squeeze', device='cpu')
+    except weights.MissingWeightsError as error:
+        assert 'SqueezeNet has no offline source' in str(error) and '\n' not in str(error)
+    else:
+        pytest.skip('this machine is online: torchvision downloaded SqueezeNet')
