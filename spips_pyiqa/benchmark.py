@@ -37,7 +37,7 @@ BASELINES = ('psnr', 'ssim', 'ms_ssim', 'vif', 'lpips', 'lpips-vgg', 'dists')
 DEFAULT_METRICS = SPIPS_METRICS + BASELINES
 #: Order of the Markdown files in RESULTS.md (then any others, alphabetically).
 RESULT_ORDER = (
-    'agreement_live_dev', 'agreement_live_dev_per_distortion', 'agreement_bapps',
+    'agreement_live_dev', 'agreement_live_dev_per_distortion', 'default_heads', 'agreement_bapps',
     'speed_cpu', 'speed_cpu_targets', 'memory_cpu', 'speed_spips_components', 'speed_spips_profile',
     'speed_cuda', 'speed_cuda_targets', 'memory_cuda',
 )
@@ -84,6 +84,18 @@ def load_metrics(names, device: torch.device | None = None) -> dict[str, BenchMe
         metric = pyiqa.create_metric(name, device=device or torch.device('cpu'))
         metrics[name] = BenchMetric(name, metric, metric_fingerprint(name, metric))
     return metrics
+
+
+def metric_with_heads(name: str, heads: torch.nn.Module, meta: dict) -> BenchMetric:
+    """pyiqa SPIPS metric ``name`` with ``heads`` (a QualityHeads) loaded and ``meta`` merged in."""
+    import pyiqa
+
+    from .benchmark_cache import metric_fingerprint
+
+    metric = pyiqa.create_metric(name, device=torch.device('cpu'))
+    metric.net.quality.load_state_dict(heads.state_dict())
+    metric.net.meta = {**metric.net.meta, **meta}
+    return BenchMetric(name, metric, metric_fingerprint(name, metric))
 
 
 def environment() -> str:
@@ -140,7 +152,7 @@ def _live_dev_results(args, metrics, cache):
 
 
 def run_agreement(args, metrics, cache) -> None:
-    from .benchmark_agreement import bapps_table, live_dev_tables, load_anchors
+    from .benchmark_agreement import bapps_table, fusion_rule_table, live_dev_tables, load_anchors
 
     results = _live_dev_results(args, metrics, cache)
     if results is not None:
@@ -152,6 +164,13 @@ def run_agreement(args, metrics, cache) -> None:
         mismatches = [r['metric'] for r in overall.rows if r['anchor check'] == 'MISMATCH']
         if mismatches:
             _say(f'WARNING: SRCC differs from the shared/README anchors for {", ".join(mismatches)}')
+        if args.limit:
+            _say('default_heads table skipped (--limit: candidates are compared on the full set only)')
+        elif any(m.is_spips for m in metrics.values()):
+            try:
+                _write(fusion_rule_table(metrics, dataset, cache, metric_with_heads), args.out, 'default_heads')
+            except RuntimeError as error:
+                _say(f'default_heads table unavailable: {error}')
     if args.bapps is None:
         _say('BAPPS: not scored (no --bapps ROOT given)')
         return

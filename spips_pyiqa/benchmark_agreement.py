@@ -21,6 +21,7 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ __all__ = [
     'bapps_table',
     'correlations',
     'fit_logistic',
+    'fusion_rule_table',
     'live_dev_tables',
     'load_anchors',
     'load_live_dev',
@@ -353,4 +355,61 @@ def bapps_table(metrics, root: Path, cache: ScoreCache, out_dir: Path) -> Table:
             value = r.get('2afc') or r.get('jnd_map')
             row[f'{r["task"]} {r["category"]}'] = float(value) * 100 if value else None
         table.rows.append(row)
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# default heads: the fusion-rule candidates of spips_pyiqa.default_heads on live_dev
+# --------------------------------------------------------------------------------------------
+def fusion_rule_table(metrics, dataset: LiveDev, cache: ScoreCache, make_metric) -> Table:
+    """SRCC/PLCC/KRCC on ``live_dev`` of each SPIPS variant in ``metrics`` under every fusion rule
+    of :mod:`spips_pyiqa.default_heads` (its heads with that rule's lambda).
+
+    ``make_metric(name, heads, meta)`` returns a benchmark metric (``name``, ``fingerprint``,
+    ``lower_better``, ``score``) of pyiqa metric ``name`` with ``heads`` and ``meta`` in place of the
+    shipped ones. A candidate whose weights equal the shipped checkpoint's reuses that row's scores.
+    Raises ``RuntimeError`` when ``default_heads`` offers no rules.
+    """
+    try:
+        from . import default_heads
+        rules, build = default_heads.FUSION_RULES, default_heads.build_default_heads
+        weights_of = lru_cache(maxsize=None)(default_heads.fusion_weights)  # calibration once per net
+        provenance_of = default_heads.provenance
+    except (ImportError, AttributeError) as error:
+        raise RuntimeError(f'spips_pyiqa.default_heads has no fusion-rule candidates ({error})') from None
+    table = Table(
+        title=f'default_heads: fusion-rule candidates of the shipped SPIPS heads on live_dev (n={len(dataset.rows)})',
+        columns=['metric', 'fusion rule', 'lambda', 'shipped', 'PLCC', 'SRCC', 'KRCC'],
+        notes=[
+            'Each SPIPS variant with the heads of `spips_pyiqa.default_heads` under each fusion rule '
+            '(`FUSION_RULES`); `shipped` marks the checkpoint in spips_pyiqa/heads/. Picking the '
+            'rule by these numbers uses live_dev labels: SPIPS rows on live_dev are optimistic. '
+            f'n={len(dataset.rows)}; correlations as in the live_dev table (sign-corrected).',
+        ],
+    )
+    for name, shipped in metrics.items():
+        if not shipped.is_spips:
+            continue
+        net, groups = shipped.metric.net.net, shipped.metric.net.groups
+        for rule in rules:
+            try:
+                fusion = weights_of(net, rule)
+            except Exception as error:  # e.g. a backbone that cannot be built offline
+                table.rows.append({'metric': name, 'fusion rule': rule, 'lambda': f'unavailable: {error}'})
+                continue
+            heads = build(net, groups, fusion)
+            kept = list(heads.heads)
+            meta = {'provenance': provenance_of(net, rule, fusion, kept)}
+            candidate = make_metric(name, heads, meta)
+            is_shipped = candidate.fingerprint['weights_sha256'] == shipped.fingerprint['weights_sha256']
+            label = name if is_shipped else f'{name}[fusion={rule}]'
+            scorer = shipped if is_shipped else candidate
+            scores = live_dev_scores({label: scorer}, dataset, cache)[label]
+            c = correlations(to_distance(scores, shipped.lower_better), dataset.dmos)
+            lambdas = heads.fusion.weights.tolist()
+            table.rows.append({
+                'metric': name, 'fusion rule': rule,
+                'lambda': ', '.join(f'{g} {w:.3f}' for g, w in zip(kept, lambdas)),
+                'shipped': 'yes' if is_shipped else '', 'PLCC': _plcc_cell(c), 'SRCC': c.srcc, 'KRCC': c.krcc,
+            })
     return table

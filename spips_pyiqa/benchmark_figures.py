@@ -73,7 +73,7 @@ def _show_image(axis, image: torch.Tensor, title: str) -> None:
 
 def quality_map_figure(caption: str, target: torch.Tensor, ref: torch.Tensor, variants: dict, path) -> Path:
     """Draw one pair for every SPIPS variant (``name -> pyiqa metric``); write ``path`` (PNG)."""
-    figure, axes = plt.subplots(len(variants), len(COLUMNS), figsize=(3.1 * len(COLUMNS), 2.6 * len(variants)),
+    figure, axes = plt.subplots(len(variants), len(COLUMNS), figsize=(2.7 * len(COLUMNS), 2.2 * len(variants)),
                                 squeeze=False)
     for axes_row, (name, metric) in zip(axes, variants.items()):
         with torch.no_grad():

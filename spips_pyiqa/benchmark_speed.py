@@ -349,25 +349,28 @@ def component_times(metric, size: int, batch: int, repeats: int, reference=None)
 
 
 def profile_table(metric, size: int, batch: int, top: int = 15) -> Table:
-    """torch.profiler: operators by self CPU time over 3 calls of ``metric`` (after a warm-up)."""
+    """torch.profiler: operators (per input shape) by self CPU time over 3 calls of ``metric``
+    (after a warm-up call)."""
     from torch.profiler import ProfilerActivity, profile
 
     target, ref = speed_inputs(size, batch)
     with torch.no_grad():
         metric(target, ref)
-        with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
             for _ in range(3):
                 metric(target, ref)
-    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    events = prof.key_averages(group_by_input_shape=True)
+    events = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events) or 1
     table = Table(
         title=f'torch.profiler: top {top} operators of {metric.metric_name}, {size}x{size} batch {batch}, CPU',
-        columns=['operator', 'calls', 'self CPU ms (3 calls)', 'share'],
-        notes=['Self CPU time of each operator over 3 calls, after a warm-up call.'],
+        columns=['operator', 'input shapes', 'calls', 'self CPU ms (3 calls)', 'share'],
+        notes=['Self CPU time of each operator and input shapes over 3 calls, after a warm-up call.'],
         digits=1,
     )
     for event in events[:top]:
-        table.rows.append({'operator': event.key, 'calls': event.count,
+        shapes = ', '.join(str(list(shape)) for shape in event.input_shapes if shape)
+        table.rows.append({'operator': event.key, 'input shapes': shapes, 'calls': event.count,
                            'self CPU ms (3 calls)': event.self_cpu_time_total / 1e3,
                            'share': f'{event.self_cpu_time_total / total:.0%}'})
     return table
