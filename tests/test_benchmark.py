@@ -1,6 +1,7 @@
 """Pieces of ``python -m spips_pyiqa benchmark`` (the benchmark runs themselves are not tests)."""
 
 import csv
+import itertools
 import math
 from pathlib import Path
 
@@ -212,3 +213,43 @@ def test_cli_agreement_on_a_live_dev_subset_then_from_cache(tmp_path, monkeypatc
     monkeypatch.setattr(benchmark.BenchMetric, 'score', must_not_score)
     assert benchmark.cli(args) == 0
     assert Path(out / 'cache' / 'live_dev').is_dir()
+
+
+def test_fusion_rule_table_marks_the_shipped_candidate(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from spips_pyiqa import default_heads
+    from spips_pyiqa.benchmark_agreement import fusion_rule_table
+    from spips_pyiqa.spips_arch import GROUPS
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / f'd{i}.png')
+        rows.append({'dist_img': f'd{i}.png', 'ref_img': 'd0.png', 'distortion': 'jpeg', 'dmos': str(i)})
+    dataset = LiveDev(tmp_path, tuple(rows), 'data')
+    lambdas = {'a': {'traditional': 1.0, 'perceptual': 1.0, 'semantic': 1.0},
+               'b': {'traditional': 1.0, 'perceptual': 1.0, 'semantic': 8.0}}
+    monkeypatch.setattr(default_heads, 'FUSION_RULES', ('a', 'b'))
+    monkeypatch.setattr(default_heads, 'fusion_weights', lambda net, rule: lambdas[rule])
+
+    def fake_metric(name, heads, meta):
+        """Scores 1, 2, ... in item order (= DMOS order); rule b's heads score them backwards."""
+        sign = 1.0 if heads.fusion.weights[-1].item() < 0.5 else -1.0
+        counter = itertools.count(1)
+        return SimpleNamespace(
+            name=name, lower_better=True, is_spips=True,
+            fingerprint={'weights_sha256': state_dict_sha256(heads), **meta},
+            metric=SimpleNamespace(net=SimpleNamespace(net='alex', groups=GROUPS)),
+            score=lambda target, ref: sign * next(counter),
+        )
+
+    shipped = fake_metric('spips', default_heads.build_default_heads('alex', GROUPS, lambdas['a']), {'provenance': 'x'})
+    cache = ScoreCache(tmp_path / 'cache')
+    table = fusion_rule_table({'spips': shipped, 'psnr': SimpleNamespace(is_spips=False)}, dataset, cache, fake_metric)
+    assert [(r['metric'], r['fusion rule'], r['shipped']) for r in table.rows] == [('spips', 'a', 'yes'), ('spips', 'b', '')]
+    assert table.rows[0]['SRCC'] == pytest.approx(1.0) and table.rows[1]['SRCC'] == pytest.approx(-1.0)
+    assert table.rows[1]['lambda'] == 'traditional 0.100, perceptual 0.100, semantic 0.800'
+    assert {p.name.split('__')[0] for p in (tmp_path / 'cache' / 'live_dev').glob('*.csv')} == {'spips', 'spips[fusion=b]'}
