@@ -48,7 +48,11 @@ class GroupHead(nn.Module):
             - maps: :math:`(N, C_m, H_m, W_m)` per map of the group.
             - Output: distance :math:`(N, 1)` and a list of :math:`(N, 1, H_m, W_m)` maps.
         """
-        quality_maps = [F.relu(conv(m)) for conv, m in zip(self.convs, maps)]
+        # The 1x1 convolution as a broadcast product + channel sum: same result, and on CPU up to
+        # 10x faster than conv2d for these single-output, few-channel maps (benchmark_results/).
+        quality_maps = [
+            F.relu((m * conv.weight).sum(dim=1, keepdim=True)) for conv, m in zip(self.convs, maps)
+        ]
         distance = sum(q.mean(dim=(2, 3)) for q in quality_maps)
         return distance, quality_maps
 
