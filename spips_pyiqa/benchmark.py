@@ -219,7 +219,7 @@ def run_figures(args, metrics, cache) -> None:
     results = _live_dev_results(args, metrics, cache)
     variants = {n: m.metric for n, m in metrics.items() if m.is_spips}
     if variants:
-        for stem, caption, target, ref in map_pairs(results[0] if results else None):
+        for stem, caption, target, ref in map_pairs():
             _say(f'wrote {quality_map_figure(caption, target, ref, variants, figures / f"maps_{stem}.png")}')
     else:
         _say('figures: no SPIPS metric selected, quality-map figures skipped')

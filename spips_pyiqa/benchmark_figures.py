@@ -32,25 +32,15 @@ PHOTO_PAIRS = (('astronaut', 'noise', 2), ('coffee', 'blur', 2), ('chelsea', 'jp
 COLUMNS = ('target', 'reference', *GROUPS, 'spips')
 
 
-def map_pairs(dataset: LiveDev | None) -> list[tuple[str, str, torch.Tensor, torch.Tensor]]:
-    """(file stem, caption, target, reference) of each pair to draw: the skimage photographs with
-    :data:`PHOTO_PAIRS`, and per ``live_dev`` distortion type its image of median DMOS."""
-    from .image_io import load_image
-
+def map_pairs() -> list[tuple[str, str, torch.Tensor, torch.Tensor]]:
+    """(file stem, caption, target, reference) of each pair to draw: the scikit-image photographs
+    with :data:`PHOTO_PAIRS`. live_dev images are third-party data and are never drawn here: the
+    figures are committed, and ``../shared`` must not be copied into the project in any form."""
     pairs = []
     for name, kind, severity in PHOTO_PAIRS:
         ref = photo(name)
         pairs.append((f'{name}_{kind}', f'skimage {name}, {kind} (severity {severity} of 0-3)',
                       distort(ref, kind, severity), ref))
-    if dataset is not None:
-        dmos, kinds = dataset.dmos, dataset.distortions
-        for kind in dict.fromkeys(kinds):
-            index = np.flatnonzero(kinds == kind)
-            middle = index[np.argsort(dmos[index])[len(index) // 2]]
-            row = dataset.rows[middle]
-            target, ref = (load_image(path) for path in dataset.pair(row['dist_img']))
-            stem = Path(row['dist_img']).stem
-            pairs.append((f'live_{stem}', f'live_dev {row["dist_img"]} (DMOS {float(row["dmos"]):.1f})', target, ref))
     return pairs
 
 
