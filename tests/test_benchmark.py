@@ -242,7 +242,7 @@ def test_fusion_rule_table_marks_the_shipped_candidate(tmp_path, monkeypatch):
         return SimpleNamespace(
             name=name, lower_better=True, is_spips=True,
             fingerprint={'weights_sha256': state_dict_sha256(heads), **meta},
-            metric=SimpleNamespace(net=SimpleNamespace(net='alex', groups=GROUPS)),
+            metric=SimpleNamespace(net=SimpleNamespace(net='alex', groups=GROUPS, quality=heads)),
             score=lambda target, ref: sign * next(counter),
         )
 
