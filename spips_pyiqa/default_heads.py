@@ -56,8 +56,8 @@ CALIBRATION_SIZE = 256
 def lpips_linear_weights(net: str) -> List[torch.Tensor]:
     """LPIPS v0.1 per-layer 1x1 weights of ``net``, shallow to deep, shapes (1, C_l, 1, 1)."""
     state = torch.load(lpips_head_path(net), map_location='cpu', weights_only=True)
-    layers = sorted(k for k in state if k.startswith('lin'))
-    return [state[k] for k in sorted(layers, key=lambda k: int(k[3:].split('.')[0]))]
+    layers = sorted((k for k in state if k.startswith('lin')), key=lambda k: int(k[3:].split('.')[0]))
+    return [state[k] for k in layers]
 
 
 @torch.no_grad()
