@@ -31,7 +31,7 @@ test: weights
 	$(PY) -m pytest -q -rs
 
 heads: weights
-	$(PY) -m spips_pyiqa.default_heads
+	$(PY) -m spips_pyiqa.recipes.label_free_heads
 
 benchmark: weights
 	$(PY) -m spips_pyiqa benchmark --out benchmark_results/

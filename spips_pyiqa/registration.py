@@ -13,17 +13,18 @@ Python's module cache makes each ``import`` below run its ``@REGISTRY.register()
 
 from pyiqa.default_model_configs import DEFAULT_CONFIGS
 
-from .metric_configs import add_metric_configs
+from spips_pyiqa.metric_configs import add_metric_configs
 
 
 def register_archs() -> None:
     """Register the ``SPIPS`` architecture in pyiqa's ``ARCH_REGISTRY``."""
-    from . import spips_arch  # noqa: F401  (registers on import)
+    import spips_pyiqa.archs  # noqa: F401  (registers on import)
 
 
 def register_training() -> None:
-    """Register the SPIPS training model and loss (``MODEL_REGISTRY``, ``LOSS_REGISTRY``)."""
-    from . import train_model  # noqa: F401  (registers on import)
+    """Register the SPIPS training models and losses (``MODEL_REGISTRY``, ``LOSS_REGISTRY``)."""
+    import spips_pyiqa.losses  # noqa: F401  (registers on import)
+    import spips_pyiqa.models  # noqa: F401  (registers on import)
 
 
 def register_metric_functions() -> None:

@@ -10,7 +10,7 @@ import os
 
 from pyiqa.train import train_pipeline
 
-from .registration import register, register_metric_functions, register_training
+from spips_pyiqa.registration import register, register_metric_functions, register_training
 
 
 def main() -> None:

@@ -11,8 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spips_pyiqa.distortions import DISTORTIONS, PHOTOS, distort, photo
-from spips_pyiqa.inputs import MIN_SIZE, InputRangeWarning
+from spips_pyiqa.data.distortions import DISTORTIONS, PHOTOS, distort, photo
+from spips_pyiqa.archs.input_checks import MIN_SIZE, InputRangeWarning
 
 
 @pytest.fixture(scope='module')

@@ -1,6 +1,6 @@
 """``prepare-bapps`` and the synthetic BAPPS fixture, checked through pyiqa's real ``BAPPSDataset``.
 
-A tiny BAPPS-layout folder (spips_pyiqa.bapps_fixture) is written to a temporary folder, the command
+A tiny BAPPS-layout folder (spips_pyiqa.data.bapps_fixture) is written to a temporary folder, the command
 writes pyiqa's meta-info CSV + split pickle, and pyiqa 0.1.16's ``BAPPSDataset`` (built by
 ``pyiqa.data.build_dataset`` from the options a YAML would give) must return every triplet with the
 right images and judgment. Broken layouts must give one-line errors with exit code 2.
@@ -22,18 +22,18 @@ import torch
 from PIL import Image
 from pyiqa.data import build_dataset
 
-from spips_pyiqa.bapps_fixture import make_bapps_fixture
-from spips_pyiqa.bapps_prepare import (
+from spips_pyiqa.cli.prepare_bapps import cli
+from spips_pyiqa.data.bapps_fixture import make_bapps_fixture
+from spips_pyiqa.data.bapps_prepare import (
     JND_CATEGORIES,
     META_INFO_NAME,
     SPLIT_FILE_NAME,
     TRAIN_2AFC_CATEGORIES,
     VAL_2AFC_CATEGORIES,
-    cli,
     dataset_options,
     default_output_dir,
 )
-from spips_pyiqa.bapps_scores import jnd_map, two_afc_mean
+from spips_pyiqa.metrics.bapps_scores import jnd_map, two_afc_mean
 
 REPO = Path(__file__).resolve().parents[1]
 N_TRAIN, N_VAL, N_JND, SIZE = 2, 3, 4, 32

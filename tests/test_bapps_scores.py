@@ -1,4 +1,4 @@
-"""Correctness of the BAPPS scoring core (spips_pyiqa.bapps_scores).
+"""Correctness of the BAPPS scoring core (spips_pyiqa.metrics.bapps_scores).
 
 The 2AFC proof reads the real BAPPS val judgments from ``../shared/data/bapps_val_judgments`` at run
 time (never copied into the repository): an LPIPS model's distances, the human ``judge`` and the
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from spips_pyiqa.bapps_scores import (
+from spips_pyiqa.metrics.bapps_scores import (
     CategoryScore,
     category_average,
     jnd_map,

@@ -9,27 +9,20 @@ import numpy as np
 import pytest
 import torch
 
-from spips_pyiqa import benchmark
-from spips_pyiqa.bapps_fixture import make_bapps_fixture
-from spips_pyiqa.bapps_prepare import collect_rows, default_output_dir, write_meta_info
-from spips_pyiqa.benchmark_agreement import (
-    LiveDev,
-    correlations,
-    default_live_dev,
-    fit_logistic,
-    load_anchors,
-    logistic4,
-    srcc_interval,
-)
-from spips_pyiqa.benchmark_cache import ScoreCache, cache_key, state_dict_sha256
-from spips_pyiqa.benchmark_figures import scatter_figure
-from spips_pyiqa.benchmark_speed import (
+from spips_pyiqa.benchmark import run as benchmark
+from spips_pyiqa.data.bapps_fixture import make_bapps_fixture
+from spips_pyiqa.data.bapps_prepare import collect_rows, default_output_dir, write_meta_info
+from spips_pyiqa.benchmark.agreement import LiveDev, default_live_dev, load_anchors
+from spips_pyiqa.benchmark.cache import ScoreCache, cache_key, state_dict_sha256
+from spips_pyiqa.benchmark.figures import scatter_figure
+from spips_pyiqa.metrics.correlation import correlations, fit_logistic, logistic4, srcc_interval
+from spips_pyiqa.benchmark.speed import (
     _ratios,
     memory_child,
     speed_inputs,
     time_interleaved,
 )
-from spips_pyiqa.benchmark_tables import Table, markdown, read_table_rows, write_table
+from spips_pyiqa.benchmark.tables import Table, markdown, read_table_rows, write_table
 
 LIVE_DEV = default_live_dev()
 needs_live_dev = pytest.mark.skipif(
@@ -220,9 +213,9 @@ def test_fusion_rule_table_marks_the_shipped_candidate(tmp_path, monkeypatch):
 
     from PIL import Image
 
-    from spips_pyiqa import default_heads
-    from spips_pyiqa.benchmark_agreement import fusion_rule_table
-    from spips_pyiqa.spips_arch import GROUPS
+    from spips_pyiqa.recipes import label_free_heads as default_heads
+    from spips_pyiqa.benchmark.agreement import fusion_rule_table
+    from spips_pyiqa.archs.groups import GROUPS
 
     rng = np.random.default_rng(0)
     rows = []

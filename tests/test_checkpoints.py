@@ -10,11 +10,13 @@ import pyiqa
 import pytest
 import torch
 
-from spips_pyiqa import SPIPS, spips_arch
-from spips_pyiqa.checkpoint import CheckpointError, load_checkpoint, save_heads
-from spips_pyiqa.distortions import distort, photo
-from spips_pyiqa.spips_arch import GROUPS, default_heads_path
-from spips_pyiqa.weights import lpips_head_path
+from spips_pyiqa import SPIPS
+from spips_pyiqa.archs import spips_arch
+from spips_pyiqa.archs.checkpoint import CheckpointError, load_checkpoint, save_heads
+from spips_pyiqa.data.distortions import distort, photo
+from spips_pyiqa.archs.groups import GROUPS
+from spips_pyiqa.archs.spips_arch import default_heads_path
+from spips_pyiqa.utils.weights import lpips_head_path
 
 ALEX = {'net': 'alex', 'groups': list(GROUPS)}
 NO_SEMANTIC = ('traditional', 'perceptual')

@@ -1,4 +1,4 @@
-"""``python -m spips_pyiqa evaluate`` on a synthetic BAPPS folder (spips_pyiqa.bapps_fixture).
+"""``python -m spips_pyiqa evaluate`` on a synthetic BAPPS folder (spips_pyiqa.data.bapps_fixture).
 
 The fixture's simulated raters prefer the less distorted image and call small distortions "same",
 so a metric that sees distortion severity must score 2AFC well above chance (0.5) and JND mAP well
@@ -19,11 +19,11 @@ import torch
 import yaml
 from PIL import Image
 
-from spips_pyiqa.bapps_fixture import make_bapps_fixture
-from spips_pyiqa.bapps_prepare import JND_CATEGORIES, VAL_2AFC_CATEGORIES
-from spips_pyiqa.bapps_prepare import cli as prepare_cli
-from spips_pyiqa.bapps_scores import score_2afc_category, score_jnd_category
-from spips_pyiqa.evaluate import cli, load_options, metric_distances
+from spips_pyiqa.data.bapps_fixture import make_bapps_fixture
+from spips_pyiqa.data.bapps_prepare import JND_CATEGORIES, VAL_2AFC_CATEGORIES
+from spips_pyiqa.cli.prepare_bapps import cli as prepare_cli
+from spips_pyiqa.metrics.bapps_scores import score_2afc_category, score_jnd_category
+from spips_pyiqa.cli.evaluate import cli, load_options, metric_distances
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = REPO / 'options' / 'test_spips.yml'
@@ -198,13 +198,13 @@ def test_unknown_or_no_reference_metric(bapps_root, tmp_path, capsys, metric, me
 
 def test_shipped_checkpoint_reproduces_the_default_spips(bapps_root, results, tmp_path):
     """The default heads given as pretrained_model_path: same numbers, file named after them."""
-    checkpoint = REPO / 'spips_pyiqa' / 'heads' / 'spips_alex_v0.1.pth'
+    checkpoint = REPO / 'spips_pyiqa' / 'archs' / 'pretrained' / 'spips_alex_v0.1.pth'
     assert _run(bapps_root, tmp_path, '--pretrained-model-path', str(checkpoint)) == 0
     assert _read_rows(tmp_path / 'bapps_spips_spips_alex_v0.1.csv') == results['spips'][0]
 
 
 def test_checkpoint_for_a_metric_without_weights(bapps_root, tmp_path, capsys):
-    checkpoint = REPO / 'spips_pyiqa' / 'heads' / 'spips_alex_v0.1.pth'
+    checkpoint = REPO / 'spips_pyiqa' / 'archs' / 'pretrained' / 'spips_alex_v0.1.pth'
     extra = ('--metric', 'psnr', '--pretrained-model-path', str(checkpoint))
     assert _run(bapps_root, tmp_path, *extra) == 2
     assert 'psnr takes no pretrained_model_path' in _error_line(capsys)

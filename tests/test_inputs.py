@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from spips_pyiqa import SPIPS
-from spips_pyiqa.distortions import PHOTOS, distort, photo
-from spips_pyiqa.inputs import MIN_SIZE, InputRangeWarning, check_image_pair
+from spips_pyiqa.data.distortions import PHOTOS, distort, photo
+from spips_pyiqa.archs.input_checks import MIN_SIZE, InputRangeWarning, check_image_pair
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -227,7 +227,7 @@ def test_scores_are_stable_under_tiny_noise(metric, name):
 LARGE_IMAGE = """
 import json, resource, sys, torch, torch.nn.functional as F
 import pyiqa, spips_pyiqa
-from spips_pyiqa.distortions import distort, photo
+from spips_pyiqa.data.distortions import distort, photo
 metric = pyiqa.create_metric('spips', device='cpu')
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 ref = F.interpolate(photo('astronaut'), size=(2048, 2048), mode='bilinear', align_corners=False).clamp(0, 1)

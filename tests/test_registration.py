@@ -8,7 +8,7 @@ import torch
 
 import pyiqa
 import spips_pyiqa
-from spips_pyiqa.distortions import distort, photo
+from spips_pyiqa.data.distortions import distort, photo
 from spips_pyiqa.metric_configs import SPIPS_METRIC_CONFIGS
 
 FRESH_INTERPRETER = '''

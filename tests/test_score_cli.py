@@ -17,9 +17,9 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
-from spips_pyiqa.distortions import distort, photo
-from spips_pyiqa.image_io import ImageReadError, load_image
-from spips_pyiqa.score_cli import cli, image_pairs
+from spips_pyiqa.data.distortions import distort, photo
+from spips_pyiqa.data.image_io import ImageReadError, load_image
+from spips_pyiqa.cli.score import cli, image_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 ORIENTATION = 0x0112

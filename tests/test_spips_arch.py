@@ -7,10 +7,10 @@ from pyiqa.archs.ssim_arch import ssim
 from pyiqa.utils.color_util import to_y_channel
 
 from spips_pyiqa import SPIPS
-from spips_pyiqa.default_heads import build_default_heads, fusion_weights, lpips_linear_weights
-from spips_pyiqa.distortions import DISTORTIONS, PHOTOS, distort, photo
-from spips_pyiqa.spips_arch import GROUPS
-from spips_pyiqa.traditional import gaussian_kernel_1d, psnr_distance_map, ssim_distance_maps
+from spips_pyiqa.recipes.label_free_heads import build_default_heads, fusion_weights, lpips_linear_weights
+from spips_pyiqa.data.distortions import DISTORTIONS, PHOTOS, distort, photo
+from spips_pyiqa.archs.groups import GROUPS
+from spips_pyiqa.archs.traditional_maps import gaussian_kernel_1d, psnr_distance_map, ssim_distance_maps
 
 VARIANTS = {
     'spips': GROUPS,

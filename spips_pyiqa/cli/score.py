@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .image_io import IMAGE_SUFFIXES, load_image, save_heat_map
-from .metric_configs import SPIPS_METRIC_CONFIGS
+from spips_pyiqa.data.image_io import IMAGE_SUFFIXES, load_image, save_heat_map
+from spips_pyiqa.metric_configs import SPIPS_METRIC_CONFIGS
 
 
 def _image_names(folder: Path) -> set:
@@ -88,7 +88,7 @@ def cli(argv: list[str]) -> int:
     try:
         import pyiqa
 
-        from . import register
+        from spips_pyiqa import register
 
         register()
         pairs = image_pairs(args.target, args.ref)

@@ -1,4 +1,4 @@
-"""``python -m spips_pyiqa prepare-bapps BAPPS_ROOT [--out DIR]``: pyiqa meta-info for BAPPS.
+"""pyiqa meta-info for BAPPS (``python -m spips_pyiqa prepare-bapps BAPPS_ROOT [--out DIR]``).
 
 pyiqa's ``BAPPSDataset`` reads a meta-info CSV and a pickled split file that pyiqa builds with
 ``scripts/process_bapps.py``, a script its wheel does not install. This command writes the same two
@@ -31,10 +31,8 @@ Reference: R. Zhang, P. Isola, A. A. Efros, E. Shechtman, O. Wang. "The Unreason
 of Deep Features as a Perceptual Metric." CVPR 2018.
 """
 
-import argparse
 import csv
 import pickle
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +47,6 @@ __all__ = [
     'VAL_2AFC_CATEGORIES',
     'BappsLayoutError',
     'Row',
-    'cli',
     'collect_rows',
     'dataset_options',
     'default_output_dir',
@@ -265,39 +262,3 @@ def dataset_options(
     if val_types is not None:
         options['val_types'] = list(val_types)
     return options
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog='python -m spips_pyiqa prepare-bapps',
-        description=f"Write pyiqa's {META_INFO_NAME} and {SPLIT_FILE_NAME} for a BAPPS folder.",
-    )
-    parser.add_argument('root', type=Path, help='BAPPS folder holding 2afc/ and jnd/')
-    parser.add_argument('--out', type=Path, help='output folder (default: BAPPS_ROOT/meta_info)')
-    return parser
-
-
-def _summary(rows: list[Row]) -> str:
-    """``'2afc train: 3, 2afc val: 12, jnd val: 4'`` style row counts."""
-    counts: dict[str, int] = {}
-    for row in rows:
-        label = f'{"jnd" if row.ref == JND_REF_MARKER else "2afc"} {row.split}'
-        counts[label] = counts.get(label, 0) + 1
-    return ', '.join(f'{label}: {count}' for label, count in counts.items())
-
-
-def cli(argv: list[str]) -> int:
-    """Entry point of ``prepare-bapps``; returns the exit code (2 for a bad folder or arguments)."""
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    out_dir = default_output_dir(args.root) if args.out is None else args.out
-    try:
-        rows = collect_rows(args.root)
-        csv_path, split_path = write_meta_info(rows, out_dir)
-    except (BappsLayoutError, OSError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
-    print(f'wrote {csv_path} ({len(rows)} rows; {_summary(rows)}) and {split_path}')
-    return 0

@@ -5,17 +5,17 @@ Sections (all by default; ``--only`` picks some, comma-separated):
 * ``agreement``: PLCC (after the VQEG logistic fit) / SRCC / KRCC with DMOS on ``live_dev``
   (``../shared/data/live_dev``, 39 LIVE images; skipped with a message when absent), overall and per
   distortion type, every metric side by side; BAPPS 2AFC / JND per category when ``--bapps ROOT``
-  is given (through ``spips_pyiqa.evaluate``). See :mod:`spips_pyiqa.benchmark_agreement`.
+  is given (through ``spips_pyiqa.cli.evaluate``). See :mod:`spips_pyiqa.benchmark.agreement`.
 * ``speed``: images/second and peak memory at 64 px (batch 50), 256 px (batch 8) and 1024 px
   (batch 1) on CPU (and CUDA when available), relative to pyiqa's ``lpips``; for ``spips`` also
   the time of its parts and a torch.profiler operator table. See
-  :mod:`spips_pyiqa.benchmark_speed`.
+  :mod:`spips_pyiqa.benchmark.speed`.
 * ``figures``: SPIPS quality maps of a few real pairs per variant, and score-vs-DMOS scatters. See
-  :mod:`spips_pyiqa.benchmark_figures`.
+  :mod:`spips_pyiqa.benchmark.figures`.
 
 Tables are written as CSV (raw values) and Markdown into ``--out``; ``RESULTS.md`` collects every
 table found there. Metric scores are cached per metric under ``--cache`` (default
-``OUT/cache``), keyed by the metric's weights, code and data (:mod:`spips_pyiqa.benchmark_cache`), so
+``OUT/cache``), keyed by the metric's weights, code and data (:mod:`spips_pyiqa.benchmark.cache`), so
 a rerun after adding a metric scores only that metric.
 """
 
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from .benchmark_tables import Table, write_table
+from spips_pyiqa.benchmark.tables import Table, write_table
 
 SECTIONS = ('agreement', 'speed', 'figures')
 SPIPS_METRICS = ('spips', 'spips-vgg', 'spips-no-semantic', 'spips-no-traditional')
@@ -75,8 +75,8 @@ def load_metrics(names, device: torch.device | None = None) -> dict[str, BenchMe
     """Create each pyiqa metric of ``names`` on ``device`` (default CPU), with its fingerprint."""
     import pyiqa
 
-    from . import register
-    from .benchmark_cache import metric_fingerprint
+    from spips_pyiqa import register
+    from spips_pyiqa.benchmark.cache import metric_fingerprint
 
     register()
     metrics = {}
@@ -90,7 +90,7 @@ def metric_with_heads(name: str, heads: torch.nn.Module, meta: dict) -> BenchMet
     """pyiqa SPIPS metric ``name`` with ``heads`` (a QualityHeads) loaded and ``meta`` merged in."""
     import pyiqa
 
-    from .benchmark_cache import metric_fingerprint
+    from spips_pyiqa.benchmark.cache import metric_fingerprint
 
     metric = pyiqa.create_metric(name, device=torch.device('cpu'))
     metric.net.quality.load_state_dict(heads.state_dict())
@@ -131,7 +131,7 @@ def _write(table: Table, out: Path, stem: str) -> None:
 # --------------------------------------------------------------------------------------------
 def _live_dev(args):
     """(dataset, None) or (None, reason)."""
-    from .benchmark_agreement import load_live_dev
+    from spips_pyiqa.benchmark.agreement import load_live_dev
 
     if not (args.live_dev / 'scores.csv').is_file():
         return None, f'live_dev not found at {args.live_dev} (no scores.csv): live_dev table skipped'
@@ -140,7 +140,7 @@ def _live_dev(args):
 
 def _live_dev_results(args, metrics, cache):
     """(dataset, raw scores, correlations) on live_dev, or None with a printed reason."""
-    from .benchmark_agreement import live_dev_correlations, live_dev_scores
+    from spips_pyiqa.benchmark.agreement import live_dev_correlations, live_dev_scores
 
     dataset, reason = _live_dev(args)
     if dataset is None:
@@ -152,7 +152,7 @@ def _live_dev_results(args, metrics, cache):
 
 
 def run_agreement(args, metrics, cache) -> None:
-    from .benchmark_agreement import bapps_table, fusion_rule_table, live_dev_tables, load_anchors
+    from spips_pyiqa.benchmark.agreement import bapps_table, fusion_rule_table, live_dev_tables, load_anchors
 
     results = _live_dev_results(args, metrics, cache)
     if results is not None:
@@ -183,7 +183,7 @@ def run_agreement(args, metrics, cache) -> None:
 
 
 def run_speed(args, metrics) -> None:
-    from .benchmark_speed import (
+    from spips_pyiqa.benchmark.speed import (
         component_times,
         profile_table,
         speed_tables,
@@ -213,7 +213,7 @@ def run_speed(args, metrics) -> None:
 
 
 def run_figures(args, metrics, cache) -> None:
-    from .benchmark_figures import map_pairs, quality_map_figure, scatter_figure
+    from spips_pyiqa.benchmark.figures import map_pairs, quality_map_figure, scatter_figure
 
     figures = args.out / 'figures'
     results = _live_dev_results(args, metrics, cache)
@@ -256,7 +256,7 @@ def _names(text: str, allowed, what: str) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .benchmark_agreement import default_live_dev
+    from spips_pyiqa.benchmark.agreement import default_live_dev
 
     parser = argparse.ArgumentParser(prog='python -m spips_pyiqa benchmark', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -281,8 +281,8 @@ def cli(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     import pyiqa
 
-    from . import register
-    from .benchmark_cache import ScoreCache
+    from spips_pyiqa import register
+    from spips_pyiqa.benchmark.cache import ScoreCache
 
     register()
     unknown = [n for n in args.metrics if n not in pyiqa.list_models(metric_mode='FR')]

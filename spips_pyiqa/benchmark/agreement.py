@@ -1,18 +1,10 @@
 r"""Agreement of metrics with human judgments: LIVE (``live_dev``) correlations and BAPPS.
 
-Correlations (VQEG, "Final report ... validation of objective models of video quality
-assessment", 2000/2003):
-
-* every metric's scores are first made *distances* (higher = worse; higher-better metrics such as
-  PSNR/SSIM/VIF are negated, :func:`~spips_pyiqa.bapps_scores.to_distance`), like DMOS, so a
-  metric that agrees with people has **positive** correlations. The tables are therefore
-  *sign-corrected*, not absolute: a metric that ranked images backwards would show up negative;
-* SRCC (Spearman) and KRCC (Kendall tau-b) on the distances and DMOS;
-* PLCC (Pearson) between DMOS and the metric's distances mapped by the 4-parameter logistic
-  :math:`f(x) = \beta_2 + (\beta_1 - \beta_2) / (1 + e^{-(x - \beta_3)/|\beta_4|})` fitted by
-  least squares (on standardised distances, for conditioning); negative when the fitted curve
-  decreases. Fewer than :data:`MIN_FIT_POINTS` points, or a fit that does not converge, gives
-  the plain (linear) PLCC, flagged in :class:`Correlations`.
+Every metric's scores are first made *distances* (higher = worse; higher-better metrics such as
+PSNR/SSIM/VIF are negated, :func:`~spips_pyiqa.metrics.bapps_scores.to_distance`), like DMOS, so a
+metric that agrees with people has **positive** correlations: the tables are *sign-corrected*, not
+absolute. The correlations themselves (SRCC, KRCC, PLCC after the VQEG logistic fit) are
+:func:`spips_pyiqa.metrics.correlation.correlations`.
 """
 
 import csv
@@ -26,32 +18,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import optimize, special, stats
 from tqdm import tqdm
 
-from .bapps_scores import to_distance
-from .benchmark_cache import ScoreCache, cache_key, files_sha256
-from .benchmark_tables import Table, read_table_rows
+from spips_pyiqa.metrics.bapps_scores import to_distance
+from spips_pyiqa.metrics.correlation import Correlations, correlations, srcc_interval
+from spips_pyiqa.benchmark.cache import ScoreCache, cache_key, files_sha256
+from spips_pyiqa.benchmark.tables import Table, read_table_rows, relative_path
 
 __all__ = [
-    'MIN_FIT_POINTS',
-    'Correlations',
     'LiveDev',
     'bapps_table',
-    'correlations',
-    'fit_logistic',
     'fusion_rule_table',
     'live_dev_tables',
     'load_anchors',
     'load_live_dev',
-    'logistic4',
-    'srcc_interval',
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-#: Fewer points than this (4 parameters + 1) and PLCC is computed without the logistic fit.
-MIN_FIT_POINTS = 5
 DISTORTION_ORDER = ('gblur', 'jpeg', 'wnoise')
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def default_live_dev() -> Path:
@@ -61,89 +46,6 @@ def default_live_dev() -> Path:
         if (shared / 'data' / 'live_dev').is_dir():
             return shared / 'data' / 'live_dev'
     return candidates[0] / 'data' / 'live_dev'
-
-
-# --------------------------------------------------------------------------------------------
-# correlations
-# --------------------------------------------------------------------------------------------
-def logistic4(x, b1, b2, b3, b4):
-    r"""VQEG's monotone 4-parameter logistic; :math:`\beta_1, \beta_2` are its two asymptotes."""
-    return b2 + (b1 - b2) * special.expit((np.asarray(x) - b3) / np.abs(b4))
-
-
-def fit_logistic(x: Sequence[float], y: Sequence[float]) -> Callable[[np.ndarray], np.ndarray] | None:
-    """Least-squares fit of :func:`logistic4` mapping ``x`` to ``y``; ``None`` if it fails.
-
-    Returns the fitted function of ``x`` (the standardisation is inside it).
-    """
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    scale = x.std()
-    if len(x) < MIN_FIT_POINTS or scale == 0 or y.std() == 0:
-        return None
-    z = (x - x.mean()) / scale
-    rising = stats.spearmanr(z, y).statistic >= 0
-    start = [y.max(), y.min(), 0.0, 1.0] if rising else [y.min(), y.max(), 0.0, 1.0]
-    try:
-        params, _ = optimize.curve_fit(logistic4, z, y, p0=start, maxfev=20000)
-    except (RuntimeError, optimize.OptimizeWarning, ValueError):
-        return None
-    if not np.all(np.isfinite(params)):
-        return None
-    mean = x.mean()
-    return lambda values: logistic4((np.asarray(values, dtype=np.float64) - mean) / scale, *params)
-
-
-@dataclass(frozen=True)
-class Correlations:
-    """Sign-corrected PLCC (after the logistic fit when ``logistic``), SRCC and KRCC; ``n`` points."""
-
-    n: int
-    plcc: float
-    srcc: float
-    krcc: float
-    logistic: bool
-
-
-def correlations(distance: Sequence[float], human: Sequence[float]) -> Correlations:
-    """Correlations of a metric's ``distance`` (higher = worse) with ``human`` (e.g. DMOS).
-
-    Shape:
-        distance, human: ``(N,)``; NaN where a correlation is undefined (``N < 3``, constant input).
-    """
-    x, y = np.asarray(distance, dtype=np.float64), np.asarray(human, dtype=np.float64)
-    if len(x) != len(y):
-        raise ValueError(f'length mismatch: {len(x)} distances, {len(y)} human scores')
-    nan = float('nan')
-    if len(x) < 3 or x.std() == 0 or y.std() == 0:
-        return Correlations(len(x), nan, nan, nan, False)
-    fitted = fit_logistic(x, y)
-    if fitted is None:
-        plcc, logistic = stats.pearsonr(x, y).statistic, False
-    else:
-        predicted = fitted(x)
-        falling = fitted(np.array([x.max()]))[0] < fitted(np.array([x.min()]))[0]
-        if predicted.std() == 0:
-            plcc, logistic = stats.pearsonr(x, y).statistic, False
-        else:
-            plcc = abs(stats.pearsonr(predicted, y).statistic) * (-1 if falling else 1)
-            logistic = True
-    return Correlations(
-        n=len(x),
-        plcc=float(plcc),
-        srcc=float(stats.spearmanr(x, y).statistic),
-        krcc=float(stats.kendalltau(x, y).statistic),
-        logistic=logistic,
-    )
-
-
-def srcc_interval(srcc: float, n: int, level: float = 0.95) -> tuple:
-    """Approximate confidence interval of a Spearman correlation: Fisher's z with the standard
-    error ``sqrt(1.06 / (n - 3))`` of Fieller, Hartley & Pearson (1957); NaN for ``n <= 3``."""
-    if n <= 3 or not np.isfinite(srcc):
-        return float('nan'), float('nan')
-    half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(1.06 / (n - 3))
-    z = np.arctanh(np.clip(srcc, -0.999999, 0.999999))
-    return float(np.tanh(z - half)), float(np.tanh(z + half))
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,7 +114,7 @@ def load_anchors(readme: Path) -> dict[str, float]:
 
 def live_dev_scores(metrics, dataset: LiveDev, cache: ScoreCache) -> dict[str, np.ndarray]:
     """Raw scores of every metric (``name -> BenchMetric``) on ``dataset``, through the cache."""
-    from .image_io import load_image
+    from spips_pyiqa.data.image_io import load_image
 
     def computer(metric):
         def compute(items):
@@ -252,7 +154,7 @@ def live_dev_tables(metrics, dataset: LiveDev, corr, anchors: dict[str, float]) 
     n = len(dataset.rows)
     counts = {k: int(np.sum(dataset.distortions == k)) for k in dict.fromkeys(dataset.distortions)}
     data_note = (
-        f'Data: {dataset.root} (LIVE Release 2 subset: 3 reference scenes; distortions '
+        f'Data: {relative_path(dataset.root)} (LIVE Release 2 subset: 3 reference scenes; distortions '
         f'{", ".join(f"{k} n={v}" for k, v in counts.items())}), DMOS from scores.csv, higher = '
         f'worse. **n={n}: a small sample**: see the SRCC 95% interval column (Fisher z, '
         'Fieller et al. 1957); per distortion type the intervals are wider still. Differences '
@@ -307,15 +209,15 @@ BAPPS_OPTIONS = REPO_ROOT / 'options' / 'test_spips.yml'
 def bapps_table(metrics, root: Path, cache: ScoreCache, out_dir: Path) -> Table:
     """2AFC and JND mAP per BAPPS val category for every metric, side by side.
 
-    Each metric is scored by ``spips_pyiqa.evaluate`` (imported here, only when BAPPS is asked
+    Each metric is scored by ``spips_pyiqa.cli.evaluate`` (imported here, only when BAPPS is asked
     for) with ``options/test_spips.yml``; its per-metric CSV/Markdown (with PLCC/SRCC/KRCC) is
     cached by metric fingerprint and meta-info hash and copied to ``out_dir``.
     Raises ``RuntimeError`` with the reason when BAPPS cannot be scored.
     """
     try:
-        from . import evaluate
+        from spips_pyiqa.cli import evaluate
     except ImportError as error:
-        raise RuntimeError(f'spips_pyiqa.evaluate is unavailable ({error})') from None
+        raise RuntimeError(f'spips_pyiqa.cli.evaluate is unavailable ({error})') from None
     root = Path(root)
     meta = evaluate.default_output_dir(root) / evaluate.META_INFO_NAME
     if not meta.is_file():
@@ -342,9 +244,9 @@ def bapps_table(metrics, root: Path, cache: ScoreCache, out_dir: Path) -> Table:
         title='BAPPS val: 2AFC score and JND mAP (x100) per category',
         columns=['metric', *[f'{task} {category}' for task, category, _ in cells]],
         notes=[
-            f'Data: BAPPS at {root} (meta-info {meta}); items per column: '
+            f'Data: BAPPS at {relative_path(root)} (meta-info {relative_path(meta)}); items per column: '
             + ', '.join(f'{t} {c} n={n}' for t, c, n in cells) + '.',
-            'Scored by `python -m spips_pyiqa evaluate` (spips_pyiqa.evaluate) with '
+            'Scored by `python -m spips_pyiqa evaluate` (spips_pyiqa.cli.evaluate) with '
             '`options/test_spips.yml`; per-metric PLCC/SRCC/KRCC of the preference are in '
             '`bapps/bapps_<metric>.md`.',
         ],
@@ -360,11 +262,11 @@ def bapps_table(metrics, root: Path, cache: ScoreCache, out_dir: Path) -> Table:
 
 
 # --------------------------------------------------------------------------------------------
-# default heads: the fusion-rule candidates of spips_pyiqa.default_heads on live_dev
+# default heads: the fusion-rule candidates of spips_pyiqa.recipes.label_free_heads on live_dev
 # --------------------------------------------------------------------------------------------
 def fusion_rule_table(metrics, dataset: LiveDev, cache: ScoreCache, make_metric) -> Table:
     """SRCC/PLCC/KRCC on ``live_dev`` of each SPIPS variant in ``metrics`` under every fusion rule
-    of :mod:`spips_pyiqa.default_heads` (its heads with that rule's lambda).
+    of :mod:`spips_pyiqa.recipes.label_free_heads` (its heads with that rule's lambda).
 
     ``make_metric(name, heads, meta)`` returns a benchmark metric (``name``, ``fingerprint``,
     ``lower_better``, ``score``) of pyiqa metric ``name`` with ``heads`` and ``meta`` in place of the
@@ -372,17 +274,17 @@ def fusion_rule_table(metrics, dataset: LiveDev, cache: ScoreCache, make_metric)
     Raises ``RuntimeError`` when ``default_heads`` offers no rules.
     """
     try:
-        from . import default_heads
+        from spips_pyiqa.recipes import label_free_heads as default_heads
         rules, build = default_heads.FUSION_RULES, default_heads.build_default_heads
         weights_of = lru_cache(maxsize=None)(default_heads.fusion_weights)  # calibration once per net
         provenance_of = default_heads.provenance
     except (ImportError, AttributeError) as error:
-        raise RuntimeError(f'spips_pyiqa.default_heads has no fusion-rule candidates ({error})') from None
+        raise RuntimeError(f'spips_pyiqa.recipes.label_free_heads has no fusion-rule candidates ({error})') from None
     table = Table(
         title=f'default_heads: fusion-rule candidates of the shipped SPIPS heads on live_dev (n={len(dataset.rows)})',
         columns=['metric', 'fusion rule', 'lambda', 'shipped', 'PLCC', 'SRCC', 'KRCC'],
         notes=[
-            'Each SPIPS variant with the heads of `spips_pyiqa.default_heads` under each fusion rule '
+            'Each SPIPS variant with the heads of `spips_pyiqa.recipes.label_free_heads` under each fusion rule '
             '(`FUSION_RULES`); `shipped` marks the checkpoint in spips_pyiqa/heads/. Picking the '
             'rule by these numbers uses live_dev labels: SPIPS rows on live_dev are optimistic. '
             f'n={len(dataset.rows)}; correlations as in the live_dev table (sign-corrected).',

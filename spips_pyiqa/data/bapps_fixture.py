@@ -33,7 +33,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 from skimage import data as skimage_data
 
-from spips_pyiqa.bapps_prepare import JND_CATEGORIES, TRAIN_2AFC_CATEGORIES, VAL_2AFC_CATEGORIES
+from spips_pyiqa.data.bapps_prepare import JND_CATEGORIES, TRAIN_2AFC_CATEGORIES, VAL_2AFC_CATEGORIES
 
 __all__ = ['RATERS', 'make_bapps_fixture']
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from pyiqa.archs.lpips_arch import ScalingLayer, alexnet, squeezenet, vgg16
 
-from .weights import (
+from spips_pyiqa.utils.weights import (
     FETCH_COMMAND,
     MissingWeightsError,
     require_backbone_weights,

@@ -6,15 +6,15 @@ Reference:
 SPIPS is a full-reference distance (lower is better, 0 for identical images). It fuses three groups
 of per-pixel distance maps, each through its own learned 1x1 convolution + ReLU head:
 
-- traditional: flipped PSNR, SSIM and per-scale MS-SSIM maps, eqs. (1)-(3), ``traditional.py``;
+- traditional: flipped PSNR, SSIM and per-scale MS-SSIM maps, eqs. (1)-(3), ``traditional_maps.py``;
 - perceptual / semantic: squared differences of normalised CNN features at layers ``1..L-2`` /
-  ``L-1, L``, eqs. (4)-(8), ``deep.py``;
+  ``L-1, L``, eqs. (4)-(8), ``deep_features.py`` (split into groups by ``groups.py``);
 - heads and convex fusion ``lambda_1 d_trad + lambda_2 d_percept + lambda_3 d_semantic``,
-  eqs. (9)-(12), ``heads.py``.
+  eqs. (9)-(12), ``quality_heads.py``.
 
 Weights: the backbone is torchvision's ImageNet model (offline through
 ``python -m spips_pyiqa fetch-weights``); heads and fusion weights come from a checkpoint shipped in
-``spips_pyiqa/heads/`` (see ``default_heads.py`` for its provenance) or ``pretrained_model_path``.
+``spips_pyiqa/archs/pretrained/`` (see ``spips_pyiqa/recipes/`` for their provenance) or ``pretrained_model_path``.
 """
 
 from pathlib import Path
@@ -25,38 +25,16 @@ import torch.nn.functional as F
 from torch import nn
 from pyiqa.utils.registry import ARCH_REGISTRY
 
-from .checkpoint import load_checkpoint
-from .deep import SEMANTIC_LAYERS, DeepFeatureDistances, backbone_channels
-from .heads import QualityHeads
-from .inputs import check_image_pair
-from .traditional import TRADITIONAL_CHANNELS, gaussian_kernel_1d, traditional_maps
+from spips_pyiqa.archs.checkpoint import load_checkpoint
+from spips_pyiqa.archs.deep_features import DeepFeatureDistances
+from spips_pyiqa.archs.groups import GROUPS, group_channels
+from spips_pyiqa.archs.input_checks import check_image_pair
+from spips_pyiqa.archs.quality_heads import QualityHeads
+from spips_pyiqa.archs.traditional_maps import gaussian_kernel_1d, traditional_maps
 
-GROUPS = ('traditional', 'perceptual', 'semantic')
 #: Version of the shipped default heads (part of their file names).
 HEADS_VERSION = '0.1'
-HEADS_DIR = Path(__file__).resolve().parent / 'heads'
-
-
-def checked_groups(groups: Sequence[str]) -> Tuple[str, ...]:
-    """Validate a group selection and return it in canonical (fusion) order."""
-    groups = tuple(groups)
-    unknown = set(groups) - set(GROUPS)
-    if unknown or len(set(groups)) != len(groups) or not set(groups) & {'perceptual', 'semantic'}:
-        raise ValueError(
-            f'groups must be distinct names from {GROUPS} including a deep group, got {groups}'
-        )
-    return tuple(g for g in GROUPS if g in groups)
-
-
-def group_channels(net: str, groups: Sequence[str]) -> Dict[str, Tuple[int, ...]]:
-    """Channels of each map of each group (eqs. 1-8) for backbone ``net``, in fusion order."""
-    layers = backbone_channels(net)
-    channels = {
-        'traditional': (TRADITIONAL_CHANNELS,),
-        'perceptual': layers[:-SEMANTIC_LAYERS],
-        'semantic': layers[-SEMANTIC_LAYERS:],
-    }
-    return {g: channels[g] for g in checked_groups(groups)}
+HEADS_DIR = Path(__file__).resolve().parent / 'pretrained'
 
 
 def default_heads_path(net: str, groups: Sequence[str]) -> Path:
@@ -118,8 +96,8 @@ class SPIPS(nn.Module):
             - Output: ``{group: (N, 1)}``.
         """
         target, ref = check_image_pair(target, ref)
-        maps = self._distance_maps(target, ref)
-        return {g: self.quality.heads[g](maps[g])[0] for g in self.groups}
+        _, distances, _ = self.quality(self._distance_maps(target, ref))
+        return distances
 
     def _upsampled_maps(self, quality_maps, size) -> Dict[str, torch.Tensor]:
         """Group maps (sum of the group's head outputs at ``size``) and their fusion."""
@@ -142,7 +120,7 @@ class SPIPS(nn.Module):
             - Output: ``{group: (N, 1, H, W), ..., 'spips': (N, 1, H, W)}``.
         """
         target, ref = check_image_pair(target, ref)
-        _, maps = self.quality(self._distance_maps(target, ref))
+        _, _, maps = self.quality(self._distance_maps(target, ref))
         return self._upsampled_maps(maps, target.shape[-2:])
 
     def forward(
@@ -160,7 +138,7 @@ class SPIPS(nn.Module):
             - Output: :math:`(N, 1)`; with ``return_map`` also :math:`(N, 1, H, W)`.
         """
         target, ref = check_image_pair(target, ref)
-        score, maps = self.quality(self._distance_maps(target, ref))
+        score, _, maps = self.quality(self._distance_maps(target, ref))
         if return_map:
             return score, self._upsampled_maps(maps, target.shape[-2:])['spips']
         return score

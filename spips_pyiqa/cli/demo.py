@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .distortions import distort, photo
-from .image_io import save_heat_map
+from spips_pyiqa.data.distortions import distort, photo
+from spips_pyiqa.data.image_io import save_heat_map
 
 
 def _save_png(image: torch.Tensor, path: Path) -> Path:
@@ -30,7 +30,7 @@ def cli(argv: List[str]) -> int:
 
     import pyiqa
 
-    from . import register
+    from spips_pyiqa import register
 
     register()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 r"""Speed and memory of metrics, measured in one run on one machine, relative to pyiqa's ``lpips``.
 
-Inputs are real photographs (scikit-image's, :mod:`spips_pyiqa.distortions`), upscaled where
+Inputs are real photographs (scikit-image's, :mod:`spips_pyiqa.data.distortions`), upscaled where
 smaller than the size and centre-cropped, each distorted by noise, blur or JPEG in turn: never
 random noise, whose statistics no metric is tuned for.
 
@@ -11,7 +11,7 @@ gives images/second from the median time (and the best, min) and the median rati
 device is synchronised before reading the clock.
 
 Memory on CPU: torch's allocations are invisible to ``tracemalloc``, so each (metric, size) runs in
-its own subprocess (``python -m spips_pyiqa.benchmark_speed --child``), which loads the metric and
+its own subprocess (``python -m spips_pyiqa.benchmark.speed --child``), which loads the metric and
 the inputs, notes its resident set (``VmRSS``), resets the kernel's high-water mark
 (``/proc/self/clear_refs``, Linux >= 4.0), runs one call and reads the new high-water mark
 (``VmHWM``): *inference peak* = peak RSS during the call - RSS before it, i.e. the working memory the
@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .benchmark_tables import Table
-from .distortions import PHOTOS, distort, photo
+from spips_pyiqa.benchmark.tables import Table
+from spips_pyiqa.data.distortions import PHOTOS, distort, photo
 
 __all__ = [
     'SIZES',
@@ -165,7 +165,7 @@ def memory_child(name: str, size: int, batch: int, device: str = 'cpu') -> dict[
 
     import pyiqa
 
-    from . import register
+    from spips_pyiqa import register
 
     register()
     metric = pyiqa.create_metric(name, device=torch.device(device))
@@ -200,7 +200,7 @@ def memory_child(name: str, size: int, batch: int, device: str = 'cpu') -> dict[
 
 
 def _measure_memory(name: str, size: int, batch: int, device: str) -> dict[str, object]:
-    command = [sys.executable, '-m', 'spips_pyiqa.benchmark_speed', '--child', name, str(size),
+    command = [sys.executable, '-m', 'spips_pyiqa.benchmark.speed', '--child', name, str(size),
                str(batch), '--device', device]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith('{')]
@@ -320,8 +320,8 @@ def component_times(metric, size: int, batch: int, repeats: int, reference=None)
     """Median time of the parts of a SPIPS call: input checks, deep features, traditional maps,
     heads and fusion, and the whole pyiqa call (and of a ``reference`` metric's whole call, e.g.
     lpips), interleaved like :func:`time_interleaved`."""
-    from .inputs import check_image_pair
-    from .traditional import traditional_maps
+    from spips_pyiqa.archs.input_checks import check_image_pair
+    from spips_pyiqa.archs.traditional_maps import traditional_maps
 
     net = metric.net
     target, ref = speed_inputs(size, batch)

@@ -21,7 +21,7 @@ evaluation set:
 The two rules were compared on ``../shared/data/live_dev`` (``python -m spips_pyiqa benchmark``, table
 ``default_heads``) and the better one made the default; the README reports that comparison.
 
-Run ``python -m spips_pyiqa.default_heads`` (after ``fetch-weights``) to regenerate the files.
+Run ``python -m spips_pyiqa.recipes.label_free_heads`` (after ``fetch-weights``) to regenerate the files.
 """
 
 import sys
@@ -29,13 +29,14 @@ from typing import Dict, List, Sequence
 
 import torch
 
-from .checkpoint import save_heads
-from .deep import SEMANTIC_LAYERS
-from .distortions import DISTORTIONS, PHOTOS, distort, photo
-from .heads import QualityHeads
-from .spips_arch import GROUPS, HEADS_VERSION, SPIPS, default_heads_path, group_channels
-from .traditional import MS_SSIM_WEIGHTS
-from .weights import MissingWeightsError, lpips_head_path
+from spips_pyiqa.archs.checkpoint import save_heads
+from spips_pyiqa.archs.deep_features import SEMANTIC_LAYERS
+from spips_pyiqa.data.distortions import DISTORTIONS, PHOTOS, distort, photo
+from spips_pyiqa.archs.quality_heads import QualityHeads
+from spips_pyiqa.archs.groups import GROUPS, group_channels
+from spips_pyiqa.archs.spips_arch import HEADS_VERSION, SPIPS, default_heads_path
+from spips_pyiqa.archs.traditional_maps import MS_SSIM_WEIGHTS
+from spips_pyiqa.utils.weights import MissingWeightsError, lpips_head_path
 
 #: (net, groups) of every shipped heads file: the three backbones and the paper's two ablations.
 VARIANTS = (

@@ -20,10 +20,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .bapps_scores import to_distance
-from .benchmark_agreement import LiveDev, fit_logistic
-from .distortions import distort, photo
-from .spips_arch import GROUPS
+from spips_pyiqa.metrics.bapps_scores import to_distance
+from spips_pyiqa.benchmark.agreement import LiveDev
+from spips_pyiqa.metrics.correlation import fit_logistic
+from spips_pyiqa.data.distortions import distort, photo
+from spips_pyiqa.archs.groups import GROUPS
 
 __all__ = ['map_pairs', 'quality_map_figure', 'scatter_figure']
 

@@ -23,7 +23,8 @@ Protocols (Zhang et al. 2018, the LPIPS repository's ``score_2afc_dataset`` /
   PASCAL VOC's all-point interpolated average precision (precision made monotone from the right).
   Distances that tie form one operating point (see :func:`jnd_map`).
 * Correlations: the metric's predicted preference for ``p1`` is ``d0 - d1`` (positive when ``p1`` is
-  closer), correlated with ``h`` by PLCC / SRCC / KRCC (``scipy.stats``). ``d0 - d1`` is used rather
+  closer), correlated with ``h`` by PLCC / SRCC / KRCC (:mod:`spips_pyiqa.metrics.correlation`,
+  plain PLCC). ``d0 - d1`` is used rather
   than pyiqa's training-time ``sigmoid(d0 - d1)`` (``BAPPSModel``) because it has no scale to
   choose; SRCC and KRCC are identical for both (the sigmoid is monotone).
 
@@ -39,11 +40,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
+
+from spips_pyiqa.metrics.correlation import Correlations, correlations
 
 __all__ = [
     'CategoryScore',
-    'Correlations',
     'category_average',
     'jnd_map',
     'markdown_table',
@@ -183,15 +184,6 @@ def preference_for_p1(d0: ArrayLike, d1: ArrayLike) -> FloatArray:
     return d0 - d1
 
 
-@dataclass(frozen=True)
-class Correlations:
-    """PLCC, SRCC and KRCC between the predicted preference ``d0 - d1`` and the human ``h``."""
-
-    plcc: float
-    srcc: float
-    krcc: float
-
-
 def preference_correlations(d0: ArrayLike, d1: ArrayLike, h: ArrayLike) -> Correlations:
     """Correlate the metric's preference for ``p1`` (:func:`preference_for_p1`) with ``h``.
 
@@ -203,12 +195,7 @@ def preference_correlations(d0: ArrayLike, d1: ArrayLike, h: ArrayLike) -> Corre
     """
     d0, d1, h = _as_vectors(d0=d0, d1=d1, h=h)
     _check_fraction('h', h)
-    preference = preference_for_p1(d0, d1)
-    return Correlations(
-        plcc=float(stats.pearsonr(preference, h).statistic),
-        srcc=float(stats.spearmanr(preference, h).statistic),
-        krcc=float(stats.kendalltau(preference, h).statistic),
-    )
+    return correlations(preference_for_p1(d0, d1), h, logistic=False)
 
 
 @dataclass(frozen=True)
@@ -236,8 +223,8 @@ def score_2afc_category(category: str, d0: ArrayLike, d1: ArrayLike, h: ArrayLik
         d0, d1, h: ``(N,)``; returns one :class:`CategoryScore` with keys
         ``'2afc', 'plcc', 'srcc', 'krcc'``.
     """
-    correlations = preference_correlations(d0, d1, h)
-    values = {'2afc': two_afc_mean(d0, d1, h), **vars(correlations)}
+    c = preference_correlations(d0, d1, h)
+    values = {'2afc': two_afc_mean(d0, d1, h), 'plcc': c.plcc, 'srcc': c.srcc, 'krcc': c.krcc}
     return CategoryScore(task='2afc', category=category, n=len(np.asarray(d0)), values=values)
 
 

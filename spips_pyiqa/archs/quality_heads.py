@@ -119,13 +119,15 @@ class QualityHeads(nn.Module):
 
     def forward(
         self, maps: Mapping[str, Sequence[torch.Tensor]]
-    ) -> Tuple[torch.Tensor, Dict[str, List[torch.Tensor]]]:
-        r"""SPIPS distance (eq. 12) and each group's quality maps.
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], Dict[str, List[torch.Tensor]]]:
+        r"""SPIPS distance (eq. 12), each group's distance (eqs. 9-11) and each group's quality maps.
 
         Shape:
             - maps: per group, its distance maps :math:`(N, C_m, H_m, W_m)`.
-            - Output: :math:`(N, 1)` and per group a list of :math:`(N, 1, H_m, W_m)`.
+            - Output: :math:`(N, 1)`; per group :math:`(N, 1)`; per group a list of
+              :math:`(N, 1, H_m, W_m)`.
         """
         outputs = {g: head(maps[g]) for g, head in self.heads.items()}
-        score = self.fusion([distance for distance, _ in outputs.values()])
-        return score, {g: quality_maps for g, (_, quality_maps) in outputs.items()}
+        distances = {g: distance for g, (distance, _) in outputs.items()}
+        score = self.fusion(list(distances.values()))
+        return score, distances, {g: quality_maps for g, (_, quality_maps) in outputs.items()}

@@ -1,0 +1,17 @@
+"""The SPIPS architecture and its parts (bottom layer; like ``pyiqa/archs``).
+
+- ``spips_arch``: the ``SPIPS`` network registered in pyiqa's ``ARCH_REGISTRY`` (eq. 12 end to end);
+- ``traditional_maps``: PSNR / SSIM / MS-SSIM distance maps (eqs. 1-3);
+- ``deep_features``: squared differences of channel-normalised CNN features (eqs. 4-6);
+- ``groups``: the traditional / perceptual / semantic split and its channels (eqs. 7-8);
+- ``quality_heads``: the learned 1x1 heads and the simplex fusion (eqs. 9-12);
+- ``input_checks``: one clear error per bad input;
+- ``checkpoint``: strict loading and saving of heads;
+- ``pretrained/``: the shipped heads (how they were made: :mod:`spips_pyiqa.recipes`).
+
+May import: ``spips_pyiqa.utils`` only (and torch, pyiqa).
+"""
+
+from spips_pyiqa.archs.spips_arch import SPIPS
+
+__all__ = ['SPIPS']
