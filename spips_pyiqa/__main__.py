@@ -12,6 +12,7 @@ COMMANDS = {
     'score': ('spips_pyiqa.cli.score', 'score a target image (or folder) against a reference'),
     'demo': ('spips_pyiqa.cli.demo', 'score an example pair made from a scikit-image photograph'),
     'prepare-bapps': ('spips_pyiqa.cli.prepare_bapps', 'write pyiqa meta-info CSV + split for BAPPS'),
+    'prepare-mos': ('spips_pyiqa.cli.prepare_mos', 'write pyiqa meta-info CSV + scene-wise splits for MOS data'),
     'evaluate': ('spips_pyiqa.cli.evaluate', 'BAPPS 2AFC/JND evaluation of any pyiqa FR metric'),
     'benchmark': ('spips_pyiqa.benchmark.run', 'regenerate benchmark_results/'),
 }

@@ -13,7 +13,7 @@ from pyiqa.archs import build_network
 import pyiqa
 from spips_pyiqa.data.bapps_fixture import make_bapps_fixture
 from spips_pyiqa.cli.prepare_bapps import cli as prepare_bapps
-from spips_pyiqa.models.spips_bapps_model import linear_decay_factor
+from spips_pyiqa.models.spips_training import linear_decay_factor
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_OPTIONS = sorted((REPO / 'options').glob('train_*.yml'))

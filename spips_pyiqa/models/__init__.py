@@ -1,11 +1,13 @@
 """Training models registered in pyiqa's ``MODEL_REGISTRY`` (like ``pyiqa/models``).
 
-- ``spips_bapps_model``: ``SPIPSBAPPSModel``, pyiqa's BAPPS model with non-negative heads and
-  LPIPS's learning-rate schedule.
+- ``spips_training``: what every SPIPS training model adds (non-negative heads, LPIPS's schedule);
+- ``spips_bapps_model``: ``SPIPSBAPPSModel``, training on BAPPS 2AFC judgments;
+- ``spips_mos_model``: ``SPIPSMOSModel``, training on mean opinion scores (any ``GeneralFRDataset``).
 
-May import: ``archs``, ``losses``, ``metrics``, ``utils``.
+May import: ``archs``, ``losses``, ``metrics``, ``data``, ``utils``.
 """
 
 from spips_pyiqa.models.spips_bapps_model import SPIPSBAPPSModel
+from spips_pyiqa.models.spips_mos_model import SPIPSMOSModel
 
-__all__ = ['SPIPSBAPPSModel']
+__all__ = ['SPIPSBAPPSModel', 'SPIPSMOSModel']

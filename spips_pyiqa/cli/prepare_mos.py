@@ -1,0 +1,52 @@
+"""``python -m spips_pyiqa prepare-mos ROOT``: pyiqa meta-info + scene-wise splits for MOS data.
+
+What is written and checked: :mod:`spips_pyiqa.data.mos_prepare`. Example, the shared LIVE subset::
+
+    python -m spips_pyiqa prepare-mos ../shared/data/live_dev --name live_dev
+    # -> datasets/meta_info/meta_info_live_dev.csv, datasets/meta_info/live_dev_scene_splits.pkl
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from spips_pyiqa.data.mos_prepare import MosDataError, read_scores, write_mos_meta_info
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='python -m spips_pyiqa prepare-mos',
+        description="Write pyiqa's meta-info CSV and a scene-wise split file for a full-reference "
+                    'MOS data set (a folder of images and a scores CSV).',
+    )
+    parser.add_argument('root', type=Path, help='data folder; image paths in the CSV are relative to it')
+    parser.add_argument('--scores', type=Path, help='scores CSV (default: ROOT/scores.csv)')
+    parser.add_argument('--name', default='mos', help='data set name used in the file names (default: mos)')
+    parser.add_argument('--out', type=Path, default=Path('datasets/meta_info'),
+                        help='output folder (default: datasets/meta_info)')
+    parser.add_argument('--dist-column', default='dist_img')
+    parser.add_argument('--ref-column', default='ref_img')
+    parser.add_argument('--mos-column', default='dmos')
+    parser.add_argument('--scene-column', help='scene of each row (default: its reference image)')
+    parser.add_argument('--folds', type=int, help='number of folds (default: one per scene)')
+    return parser
+
+
+def cli(argv: list[str]) -> int:
+    """Entry point of ``prepare-mos``; returns the exit code (2 for bad data or arguments)."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    try:
+        rows = read_scores(
+            args.root, args.scores or args.root / 'scores.csv',
+            args.dist_column, args.ref_column, args.mos_column, args.scene_column,
+        )
+        csv_path, split_path, folds = write_mos_meta_info(rows, args.out, args.name, args.folds)
+    except (MosDataError, OSError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    described = '; '.join(f'{k}: {", ".join(s)}' for k, s in enumerate(folds, start=1))
+    print(f'wrote {csv_path} ({len(rows)} rows) and {split_path} (held-out scenes per split_index: {described})')
+    return 0
