@@ -32,15 +32,16 @@ from spips_pyiqa.archs.input_checks import check_image_pair
 from spips_pyiqa.archs.quality_heads import QualityHeads
 from spips_pyiqa.archs.traditional_maps import gaussian_kernel_1d, traditional_maps
 
-#: Version of the shipped default heads (part of their file names).
+#: Version of the label-free heads (part of their file names); ``'0.2'``: human-trained heads
+#: (:mod:`spips_pyiqa.recipes.human_heads`), where cross-validation supports them.
 HEADS_VERSION = '0.1'
 HEADS_DIR = Path(__file__).resolve().parent / 'pretrained'
 
 
-def default_heads_path(net: str, groups: Sequence[str]) -> Path:
-    """File of the shipped heads for a backbone and group set, e.g. ``spips_alex_v0.1.pth``."""
+def default_heads_path(net: str, groups: Sequence[str], version: str = HEADS_VERSION) -> Path:
+    """File of the shipped heads for a backbone, group set and version, e.g. ``spips_alex_v0.1.pth``."""
     suffix = ''.join(f'_no-{g}' for g in GROUPS if g not in groups)
-    return HEADS_DIR / f'spips_{net}{suffix}_v{HEADS_VERSION}.pth'
+    return HEADS_DIR / f'spips_{net}{suffix}_v{version}.pth'
 
 
 @ARCH_REGISTRY.register()
@@ -55,6 +56,9 @@ class SPIPS(nn.Module):
         pretrained: load the shipped default heads (ignored when ``pretrained_model_path`` is
             given); ``False`` keeps the uniform initialisation of :meth:`QualityHeads.reset`.
         pretrained_model_path: a SPIPS checkpoint (heads-only or full), loaded strictly.
+        heads_version: which shipped heads ``pretrained`` loads: ``'0.1'`` label-free (LPIPS
+            heads + rules), ``'0.2'`` human-trained on live_dev; the registered metrics choose
+            (``spips_pyiqa/metric_configs.py``).
         tune: make the backbone trainable (frozen by default, like LPIPS).
     """
 
@@ -64,6 +68,7 @@ class SPIPS(nn.Module):
         groups: Sequence[str] = GROUPS,
         pretrained: bool = True,
         pretrained_model_path: Union[str, Path, None] = None,
+        heads_version: str = HEADS_VERSION,
         tune: bool = False,
     ):
         super().__init__()
@@ -76,12 +81,17 @@ class SPIPS(nn.Module):
         if pretrained_model_path is not None or pretrained:
             path = pretrained_model_path
             if path is None:
-                path = default_heads_path(net, self.groups)
+                path = default_heads_path(net, self.groups, heads_version)
             self.meta = load_checkpoint(self, path, {'net': net, 'groups': list(self.groups)})
         self.eval()
 
-    def _distance_maps(self, target: torch.Tensor, ref: torch.Tensor) -> Dict[str, List[torch.Tensor]]:
-        """Per group, its distance maps (eqs. 1-8)."""
+    def distance_maps(self, target: torch.Tensor, ref: torch.Tensor) -> Dict[str, List[torch.Tensor]]:
+        """Per group, its distance maps before the heads (eqs. 1-8), checked inputs assumed.
+
+        Shape:
+            - target, ref: :math:`(N, C, H, W)`, already through ``check_image_pair``.
+            - Output: ``{group: [(N, C_m, H_m, W_m), ...]}``, every value >= 0.
+        """
         perceptual, semantic = self.deep(target, ref)
         maps = {'perceptual': perceptual, 'semantic': semantic}
         if 'traditional' in self.groups:
@@ -96,7 +106,7 @@ class SPIPS(nn.Module):
             - Output: ``{group: (N, 1)}``.
         """
         target, ref = check_image_pair(target, ref)
-        _, distances, _ = self.quality(self._distance_maps(target, ref))
+        _, distances, _ = self.quality(self.distance_maps(target, ref))
         return distances
 
     def _upsampled_maps(self, quality_maps, size) -> Dict[str, torch.Tensor]:
@@ -120,7 +130,7 @@ class SPIPS(nn.Module):
             - Output: ``{group: (N, 1, H, W), ..., 'spips': (N, 1, H, W)}``.
         """
         target, ref = check_image_pair(target, ref)
-        _, _, maps = self.quality(self._distance_maps(target, ref))
+        _, _, maps = self.quality(self.distance_maps(target, ref))
         return self._upsampled_maps(maps, target.shape[-2:])
 
     def forward(
@@ -138,7 +148,7 @@ class SPIPS(nn.Module):
             - Output: :math:`(N, 1)`; with ``return_map`` also :math:`(N, 1, H, W)`.
         """
         target, ref = check_image_pair(target, ref)
-        score, _, maps = self.quality(self._distance_maps(target, ref))
+        score, _, maps = self.quality(self.distance_maps(target, ref))
         if return_map:
             return score, self._upsampled_maps(maps, target.shape[-2:])['spips']
         return score

@@ -24,6 +24,7 @@ from spips_pyiqa.metrics.bapps_scores import to_distance
 from spips_pyiqa.metrics.correlation import Correlations, correlations, srcc_interval
 from spips_pyiqa.benchmark.cache import ScoreCache, cache_key, files_sha256
 from spips_pyiqa.benchmark.tables import Table, read_table_rows, relative_path
+from spips_pyiqa.data.live_dev import REPO_ROOT, default_live_dev
 
 __all__ = [
     'LiveDev',
@@ -35,18 +36,6 @@ __all__ = [
 ]
 
 DISTORTION_ORDER = ('gblur', 'jpeg', 'wnoise')
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def default_live_dev() -> Path:
-    """``../shared/data/live_dev`` beside the repository root (or beside the working folder)."""
-    candidates = [REPO_ROOT.parent / 'shared', Path.cwd().resolve().parent / 'shared']
-    for shared in candidates:
-        if (shared / 'data' / 'live_dev').is_dir():
-            return shared / 'data' / 'live_dev'
-    return candidates[0] / 'data' / 'live_dev'
-
 
 # --------------------------------------------------------------------------------------------
 # live_dev

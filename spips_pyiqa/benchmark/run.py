@@ -6,6 +6,9 @@ Sections (all by default; ``--only`` picks some, comma-separated):
   (``../shared/data/live_dev``, 39 LIVE images; skipped with a message when absent), overall and per
   distortion type, every metric side by side; BAPPS 2AFC / JND per category when ``--bapps ROOT``
   is given (through ``spips_pyiqa.cli.evaluate``). See :mod:`spips_pyiqa.benchmark.agreement`.
+* ``human-heads``: leave-one-scene-out and leave-one-distortion-out cross-validation of heads
+  trained on live_dev's DMOS, with the nested estimate, the candidate recipes and training curves.
+  See :mod:`spips_pyiqa.benchmark.human_heads_cv`.
 * ``speed``: images/second and peak memory at 64 px (batch 50), 256 px (batch 8) and 1024 px
   (batch 1) on CPU (and CUDA when available), relative to pyiqa's ``lpips``; for ``spips`` also
   the time of its parts and a torch.profiler operator table. See
@@ -31,13 +34,14 @@ import torch
 
 from spips_pyiqa.benchmark.tables import Table, write_table
 
-SECTIONS = ('agreement', 'speed', 'figures')
+SECTIONS = ('agreement', 'human-heads', 'speed', 'figures')
 SPIPS_METRICS = ('spips', 'spips-vgg', 'spips-no-semantic', 'spips-no-traditional')
 BASELINES = ('psnr', 'ssim', 'ms_ssim', 'vif', 'lpips', 'lpips-vgg', 'dists')
 DEFAULT_METRICS = SPIPS_METRICS + BASELINES
 #: Order of the Markdown files in RESULTS.md (then any others, alphabetically).
 RESULT_ORDER = (
-    'agreement_live_dev', 'agreement_live_dev_per_distortion', 'default_heads', 'agreement_bapps',
+    'agreement_live_dev', 'agreement_live_dev_per_distortion', 'human_heads_cv', 'human_heads_candidates',
+    'default_heads', 'agreement_bapps',
     'speed_cpu', 'speed_cpu_targets', 'memory_cpu', 'speed_spips_components', 'speed_spips_profile',
     'speed_cuda', 'speed_cuda_targets', 'memory_cuda',
 )
@@ -182,6 +186,37 @@ def run_agreement(args, metrics, cache) -> None:
         _write(unavailable, args.out, 'agreement_bapps')
 
 
+def run_human_heads(args, metrics, cache) -> None:
+    from spips_pyiqa.archs.spips_arch import SPIPS
+    from spips_pyiqa.benchmark.agreement import live_dev_scores
+    from spips_pyiqa.benchmark.human_heads_cv import candidates_table, curves_figure, cv_table
+    from spips_pyiqa.data.live_dev import read_live_dev
+    from spips_pyiqa.metrics.bapps_scores import to_distance
+    from spips_pyiqa.recipes.human_heads import VARIANTS, cross_validation_report, pooled_features
+
+    dataset, reason = _live_dev(args)
+    if dataset is None or args.limit:
+        _say(reason or 'human-heads: skipped with --limit (cross-validation needs every image)')
+        return
+    rows = read_live_dev(args.live_dev)
+    variants = [v for v in VARIANTS if v in metrics] or list(VARIANTS)
+    features, reports = {}, []
+    for variant in variants:
+        net = VARIANTS[variant][0]
+        if net not in features:
+            features[net] = pooled_features(SPIPS(net).eval(), rows, args.live_dev, progress=f'live_dev features {net}')
+        reports.append(cross_validation_report(variant, features[net]))
+        _say(f'{variant}: chosen {reports[-1].recipe.name}; nested scene SRCC {reports[-1].nested.mean_srcc:.3f}')
+    baselines = {n: m for n, m in metrics.items() if n in ('dists', 'vif', 'lpips')}
+    raw = live_dev_scores(baselines, dataset, cache)
+    order = [dataset.items.index(row.dist) for row in rows]
+    distances = {n: to_distance(raw[n], m.lower_better)[order] for n, m in baselines.items()}
+    some = next(iter(features.values()))
+    _write(cv_table(reports, some, distances, args.live_dev), args.out, 'human_heads_cv')
+    _write(candidates_table(reports), args.out, 'human_heads_candidates')
+    _say(f'wrote {curves_figure(reports, args.out / "figures" / "human_heads_curves.png")}')
+
+
 def run_speed(args, metrics) -> None:
     from spips_pyiqa.benchmark.speed import (
         component_times,
@@ -300,6 +335,8 @@ def cli(argv: list[str]) -> int:
     selected = {n: metrics[n] for n in args.metrics}
     if 'agreement' in args.only:
         run_agreement(args, selected, cache)
+    if 'human-heads' in args.only:
+        run_human_heads(args, selected, cache)
     if 'speed' in args.only:
         run_speed(args, metrics)
     if 'figures' in args.only:

@@ -325,7 +325,7 @@ def component_times(metric, size: int, batch: int, repeats: int, reference=None)
 
     net = metric.net
     target, ref = speed_inputs(size, batch)
-    maps = net._distance_maps(target, ref)
+    maps = net.distance_maps(target, ref)
     calls = {'pyiqa call (total)': lambda: metric(target, ref),
              'input checks (check_image_pair)': lambda: check_image_pair(target, ref),
              'deep features (backbone x2 + normalise + diff)': lambda: net.deep(target, ref),

@@ -44,12 +44,13 @@ class MosDataError(ValueError):
 
 @dataclass(frozen=True)
 class MosRow:
-    """One distorted image: paths relative to the data root, its score and its scene."""
+    """One distorted image: paths relative to the data root, its score, scene and distortion type."""
 
     ref: str
     dist: str
     mos: float
     scene: str
+    distortion: str = ''
 
 
 def _score(text: str, line: int, column: str) -> float:
@@ -69,12 +70,14 @@ def read_scores(
     ref_column: str = 'ref_img',
     mos_column: str = 'dmos',
     scene_column: str | None = None,
+    distortion_column: str = 'distortion',
 ) -> list[MosRow]:
     """Read and check a scores CSV whose image paths are relative to ``root``.
 
     Args:
         scene_column: column naming the scene; default the reference image (one scene per
             reference, as in LIVE, CSIQ, TID2013, KADID-10k).
+        distortion_column: column naming the distortion type, if present (else empty).
     """
     root, scores_csv = Path(root), Path(scores_csv)
     if not scores_csv.is_file():
@@ -95,7 +98,8 @@ def read_scores(
             seen[dist] = line
             mos = _score((record[mos_column] or '').strip(), line, mos_column)
             scene = (record[scene_column] if scene_column else ref).strip()
-            rows.append(MosRow(ref=ref, dist=dist, mos=mos, scene=scene))
+            distortion = (record.get(distortion_column) or '').strip()
+            rows.append(MosRow(ref=ref, dist=dist, mos=mos, scene=scene, distortion=distortion))
     if not rows:
         raise MosDataError(f'{scores_csv}: no rows')
     absent = sorted({p for row in rows for p in (row.ref, row.dist) if not (root / p).is_file()})

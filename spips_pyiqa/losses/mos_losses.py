@@ -6,11 +6,13 @@ like the labels (SPIPS for DMOS, minus SPIPS for MOS), predicts it with the Brad
 probability of the BAPPS path,
 
 .. math::
-    P(y_i > y_j) = \sigma\big((p_i - p_j) / (\tau\, s)\big),
+    P(y_i > y_j) = \sigma\big((p_i - p_j) / T\big), \qquad T = \tau\, s_0,
 
-with :math:`s` the batch's (detached) standard deviation of :math:`p`, so the loss does not reward
-inflating every weight; the loss is the binary cross-entropy against :math:`\mathbb{1}[y_i > y_j]`
-(ties dropped). Pairs can be restricted to images of the same scene (``groups``). Chosen over
+with :math:`s_0` the standard deviation of the *starting* model's predictions on the first batch
+(in the recipe: the whole training set), fixed from then on, so :math:`\tau` is unit-free; the loss
+is the binary cross-entropy against :math:`\mathbb{1}[y_i > y_j]` (ties dropped). (A temperature
+following the current spread makes the loss blind to the scale of the weights; cross-validation
+found it clearly worse, see ``benchmark_results/human_heads_cv.md``.) Pairs can be restricted to images of the same scene (``groups``). Chosen over
 pyiqa's ``PLCCLoss`` (asks for a linear relation with MOS, which SPIPS has no reason to have) and
 ``RankLoss`` (shrinking every weight lowers it: degenerate for a bias-free model) by the
 cross-validation in ``benchmark_results/human_heads_cv.md``.
@@ -43,7 +45,7 @@ __all__ = ['HeadsPrior', 'PairwisePreferenceLoss', 'pairwise_preference_loss']
 def pairwise_preference_loss(
     pred: torch.Tensor,
     target: torch.Tensor,
-    temperature: float = 0.5,
+    temperature: float | torch.Tensor,
     groups: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""Bradley-Terry loss over all (or all same-group) pairs with different human scores.
@@ -51,7 +53,7 @@ def pairwise_preference_loss(
     Args:
         pred: the metric's predictions, oriented like ``target``.
         target: human scores.
-        temperature: :math:`\tau`, relative to the batch's standard deviation of ``pred``.
+        temperature: :math:`T`, in the units of ``pred``.
         groups: optional group id per item (e.g. scene); only pairs within a group count.
 
     Shape:
@@ -61,8 +63,7 @@ def pairwise_preference_loss(
     d, b = pred.reshape(-1), target.reshape(-1).to(pred)
     if d.shape != b.shape:
         raise ValueError(f'pred and target differ in size: {tuple(d.shape)} vs {tuple(b.shape)}')
-    scale = temperature * d.detach().std().clamp_min(1e-12) if len(d) > 1 else 1.0
-    logits = (d[:, None] - d[None, :]) / scale
+    logits = (d[:, None] - d[None, :]) / temperature
     diff = b[:, None] - b[None, :]
     valid = diff != 0
     if groups is not None:
@@ -78,7 +79,8 @@ class PairwisePreferenceLoss(nn.Module):
     r"""pyiqa loss wrapper of :func:`pairwise_preference_loss` (``mos_loss_opt: {type: ...}``).
 
     Args:
-        temperature: :math:`\tau` relative to the batch's spread of distances.
+        temperature: :math:`\tau`, relative to the spread :math:`s_0` of the predictions in the
+            first call (kept in the buffer ``scale``, saved with the loss state).
         loss_weight: factor, as in pyiqa's losses.
 
     Shape:
@@ -88,10 +90,16 @@ class PairwisePreferenceLoss(nn.Module):
 
     def __init__(self, temperature: float = 0.5, loss_weight: float = 1.0):
         super().__init__()
+        if temperature <= 0:
+            raise ValueError(f'temperature must be > 0, got {temperature}')
         self.temperature, self.loss_weight = temperature, loss_weight
+        self.register_buffer('scale', torch.tensor(float('nan')))
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
-        return self.loss_weight * pairwise_preference_loss(pred, target, self.temperature, groups)
+        if torch.isnan(self.scale):
+            spread = pred.detach().std() if pred.numel() > 1 else pred.detach().abs().mean()
+            self.scale.fill_(float(spread.clamp_min(1e-6)))
+        return self.loss_weight * pairwise_preference_loss(pred, target, self.temperature * self.scale, groups)
 
 
 class HeadsPrior(nn.Module):

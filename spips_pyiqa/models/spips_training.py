@@ -34,7 +34,9 @@ class SPIPSTrainingMixin:
         self.heads.clamp_weights()
 
     def setup_schedulers(self, scheduler_name='scheduler'):
-        options = self.opt['train'][scheduler_name]
+        options = self.opt['train'].get(scheduler_name)
+        if options is None:  # constant learning rate
+            return None
         if options.get('type') != 'LinearDecayLR':
             return super().setup_schedulers(scheduler_name)
         n_epochs, n_decay = options['n_epochs'], options['n_epochs_decay']
