@@ -56,7 +56,8 @@ def test_fixture_loads_through_pyiqa_with_its_own_config(tmp_path, name):
     scenes = {row[0] for row in rows[1:]}
     assert len(scenes) == 3 and len(rows) == 37
     if name == 'pipal':  # whole scenes per phase
-        assert {(row[0], row[3]) for row in rows[1:]} == {('A0001.bmp', 'train'), ('A0002.bmp', 'val'), ('A0003.bmp', 'test')}
+        splits = {(row[0], row[3]) for row in rows[1:]}
+        assert splits == {('A0001.bmp', 'train'), ('A0002.bmp', 'val'), ('A0003.bmp', 'test')}
 
 
 def test_same_arguments_same_bytes_and_seed_changes_scores(tmp_path):
