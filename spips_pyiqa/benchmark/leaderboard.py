@@ -35,6 +35,7 @@ import csv
 import hashlib
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -137,7 +138,7 @@ def load_fr_set(name: str, data_root: Path, phase: str = DEFAULT_PHASE) -> FRSet
     if not np.all(np.isfinite(labels)):
         raise DatasetUnavailable(f'{name}: {int(np.sum(~np.isfinite(labels)))} labels are not finite: skipped')
     target_root = Path(options['dataroot_target'])
-    items = tuple(Path(row[1]).relative_to(target_root).as_posix() for row in rows)
+    items = tuple(Path(os.path.relpath(row[1], target_root)).as_posix() for row in rows)
     if len(set(items)) != len(items):
         raise DatasetUnavailable(f'{name}: a distorted image is listed twice in '
                                  f'{relative_path(options["meta_info_file"])}: skipped')
