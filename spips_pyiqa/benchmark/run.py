@@ -275,6 +275,7 @@ def _names(text: str, allowed, what: str) -> list[str]:
 
 def _parser() -> argparse.ArgumentParser:
     from spips_pyiqa.benchmark.agreement import default_live_dev
+    from spips_pyiqa.benchmark.leaderboard import LEADERBOARD_METRICS
 
     parser = argparse.ArgumentParser(prog='python -m spips_pyiqa benchmark', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -286,7 +287,7 @@ def _parser() -> argparse.ArgumentParser:
                         'only leaderboard when --pyiqa-datasets is given)')
     parser.add_argument('--metrics', type=lambda t: _names(t, None, 'metric'),
                         help=f'comma-separated pyiqa metric names (default: {",".join(DEFAULT_METRICS)}; '
-                        'for the leaderboard alone: its own list)')
+                        f'for the leaderboard alone: {",".join(LEADERBOARD_METRICS)})')
     parser.add_argument('--live-dev', type=Path, default=default_live_dev(),
                         help='live_dev folder (default: %(default)s)')
     parser.add_argument('--bapps', type=Path, help='BAPPS root prepared by prepare-bapps (optional)')
