@@ -15,6 +15,10 @@ Sections (all by default; ``--only`` picks some, comma-separated):
   :mod:`spips_pyiqa.benchmark.speed`.
 * ``figures``: SPIPS quality maps of a few real pairs per variant, and score-vs-DMOS scatters. See
   :mod:`spips_pyiqa.benchmark.figures`.
+* ``leaderboard``: with ``--pyiqa-datasets live csiq ... --data-root ./datasets``, rows in pyiqa's
+  ``FR_benchmark_results.csv`` format for pyiqa's full-reference data sets (the only section run
+  when ``--pyiqa-datasets`` is given without ``--only``; default metrics: the SPIPS variants,
+  lpips, dists, psnr, ssim). See :mod:`spips_pyiqa.benchmark.leaderboard`.
 
 Tables are written as CSV (raw values) and Markdown into ``--out``; ``RESULTS.md`` collects every
 table found there. Metric scores are cached per metric under ``--cache`` (default
@@ -34,7 +38,7 @@ import torch
 
 from spips_pyiqa.benchmark.tables import Table, write_table
 
-SECTIONS = ('agreement', 'human-heads', 'speed', 'figures')
+SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard')
 SPIPS_METRICS = ('spips', 'spips-vgg', 'spips-no-semantic', 'spips-no-traditional')
 BASELINES = ('psnr', 'ssim', 'ms_ssim', 'vif', 'lpips', 'lpips-vgg', 'dists')
 DEFAULT_METRICS = SPIPS_METRICS + BASELINES
@@ -264,6 +268,20 @@ def run_figures(args, metrics, cache) -> None:
         _say(f'wrote {scatter_figure(scores, lower_better, dataset, corr, figures / "scatter_live_dev.png")}')
 
 
+def run_leaderboard(args, metrics, cache) -> None:
+    from spips_pyiqa.benchmark.leaderboard import leaderboard_table, load_fr_sets, write_leaderboard
+
+    if not args.pyiqa_datasets:
+        _say('leaderboard: not scored (no --pyiqa-datasets given)')
+        return
+    sets = load_fr_sets(args.pyiqa_datasets, args.data_root, _say)
+    if not sets:
+        _say('leaderboard: no data set found, no table written')
+        return
+    csv_path, md_path = write_leaderboard(leaderboard_table(metrics, sets, cache, args.logistic_plcc, _say), args.out)
+    _say(f'wrote {md_path} and {csv_path.name}')
+
+
 def write_results_index(out: Path) -> Path:
     """``RESULTS.md``: every table's Markdown in ``out`` (fixed order), then the figures."""
     tables = {p.stem: p for p in out.glob('*.md') if p.stem not in ('README', 'RESULTS')}
@@ -292,16 +310,19 @@ def _names(text: str, allowed, what: str) -> list[str]:
 
 def _parser() -> argparse.ArgumentParser:
     from spips_pyiqa.benchmark.agreement import default_live_dev
+    from spips_pyiqa.benchmark.leaderboard import LEADERBOARD_METRICS
 
     parser = argparse.ArgumentParser(prog='python -m spips_pyiqa benchmark', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', type=Path, default=Path('benchmark_results'))
     parser.add_argument('--cache', type=Path, help='score cache (default: OUT/cache)')
     parser.add_argument('--no-cache', action='store_true', help='recompute every score')
-    parser.add_argument('--only', type=lambda t: _names(t, SECTIONS, 'section'), default=list(SECTIONS),
-                        help=f'comma-separated sections of {",".join(SECTIONS)} (default: all)')
-    parser.add_argument('--metrics', type=lambda t: _names(t, None, 'metric'), default=list(DEFAULT_METRICS),
-                        help='comma-separated pyiqa metric names (default: %(default)s)')
+    parser.add_argument('--only', type=lambda t: _names(t, SECTIONS, 'section'),
+                        help=f'comma-separated sections of {",".join(SECTIONS)} (default: all; '
+                        'only leaderboard when --pyiqa-datasets is given)')
+    parser.add_argument('--metrics', type=lambda t: _names(t, None, 'metric'),
+                        help=f'comma-separated pyiqa metric names (default: {",".join(DEFAULT_METRICS)}; '
+                        f'for the leaderboard alone: {",".join(LEADERBOARD_METRICS)})')
     parser.add_argument('--live-dev', type=Path, default=default_live_dev(),
                         help='live_dev folder (default: %(default)s)')
     parser.add_argument('--bapps', type=Path, help='BAPPS root prepared by prepare-bapps (optional)')
@@ -309,6 +330,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--no-memory', action='store_true', help='skip the memory subprocesses')
     parser.add_argument('--limit', type=int, default=0,
                         help='use only this many live_dev images (smoke tests; 0 = all)')
+    parser.add_argument('--pyiqa-datasets', nargs='+', metavar='NAME', default=[],
+                        help='pyiqa full-reference data sets for the leaderboard (live csiq tid2013 kadid10k ...)')
+    parser.add_argument('--data-root', type=Path, default=Path('datasets'),
+                        help="folder playing pyiqa's ./datasets (default: %(default)s)")
+    parser.add_argument('--logistic-plcc', action='store_true',
+                        help="leaderboard PLCC after the VQEG logistic fit (default: plain, pyiqa's protocol)")
     return parser
 
 
@@ -318,11 +345,20 @@ def cli(argv: list[str]) -> int:
 
     from spips_pyiqa import register
     from spips_pyiqa.benchmark.cache import ScoreCache
+    from spips_pyiqa.benchmark.leaderboard import LEADERBOARD_METRICS
+    from spips_pyiqa.data.pyiqa_datasets import fr_dataset_names
 
     register()
+    args.only = args.only or (['leaderboard'] if args.pyiqa_datasets else list(SECTIONS))
+    args.metrics = args.metrics or list(LEADERBOARD_METRICS if args.only == ['leaderboard'] else DEFAULT_METRICS)
     unknown = [n for n in args.metrics if n not in pyiqa.list_models(metric_mode='FR')]
     if unknown:
         print(f'error: not a pyiqa full-reference metric: {", ".join(unknown)}', file=sys.stderr)
+        return 2
+    unknown = [n for n in args.pyiqa_datasets if n not in fr_dataset_names()]
+    if unknown:
+        print(f'error: not a pyiqa full-reference data set: {", ".join(unknown)} '
+              f'(one of: {", ".join(fr_dataset_names())})', file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     cache = ScoreCache(None if args.no_cache else (args.cache or args.out / 'cache'))
@@ -341,5 +377,7 @@ def cli(argv: list[str]) -> int:
         run_speed(args, metrics)
     if 'figures' in args.only:
         run_figures(args, selected, cache)
+    if 'leaderboard' in args.only:
+        run_leaderboard(args, selected, cache)
     _say(f'wrote {write_results_index(args.out)} ({time.perf_counter() - start:.0f} s)')
     return 0

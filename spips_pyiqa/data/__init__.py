@@ -4,6 +4,8 @@
 - ``distortions``: scikit-image photographs and distortions of known severity;
 - ``bapps_prepare``: pyiqa's meta-info CSV + split file for a BAPPS folder;
 - ``bapps_fixture``: a tiny synthetic BAPPS-layout folder for tests.
+- ``pyiqa_datasets``: pyiqa's full-reference data set options with paths under a data root;
+- ``mos_fixture``: tiny MOS data sets in pyiqa's LIVE/CSIQ/TID2013/KADID-10k/PIPAL layouts.
 
 May import: ``spips_pyiqa.utils`` only.
 """
