@@ -9,6 +9,9 @@ at most about 1 (flipped normalised maps, LPIPS-like deep distances), so ``0, ~1
 
 from collections import OrderedDict
 
+#: Versions of the shipped heads: label-free (LPIPS heads + rules) and human-trained on live_dev.
+LABEL_FREE, HUMAN_TRAINED = '0.1', '0.2'
+
 
 def _spips_config(**arch_options):
     return {
@@ -19,14 +22,22 @@ def _spips_config(**arch_options):
     }
 
 
+#: The variants (name -> architecture options) and which heads each loads by default:
+#: ``'0.2'`` human-trained on live_dev where its cross-validation supports them
+#: (``benchmark_results/human_heads_cv.md``, ``spips_pyiqa/recipes/human_heads.py``), else ``'0.1'``.
+VARIANTS = {
+    'spips': ({'net': 'alex'}, HUMAN_TRAINED),
+    'spips-vgg': ({'net': 'vgg'}, HUMAN_TRAINED),
+    'spips-no-semantic': ({'net': 'alex', 'groups': ('traditional', 'perceptual')}, HUMAN_TRAINED),
+    # cross-validation found no gain for the ablation without traditional maps
+    'spips-no-traditional': ({'net': 'alex', 'groups': ('perceptual', 'semantic')}, LABEL_FREE),
+}
+
 SPIPS_METRIC_CONFIGS = OrderedDict(
-    {
-        'spips': _spips_config(net='alex'),
-        'spips-vgg': _spips_config(net='vgg'),
-        'spips-squeeze': _spips_config(net='squeeze'),
-        'spips-no-semantic': _spips_config(net='alex', groups=('traditional', 'perceptual')),
-        'spips-no-traditional': _spips_config(net='alex', groups=('perceptual', 'semantic')),
-    }
+    [(name, _spips_config(**options, heads_version=version)) for name, (options, version) in VARIANTS.items()]
+    + [('spips-squeeze', _spips_config(net='squeeze', heads_version=LABEL_FREE))]
+    # today's label-free heads under their own names, so numbers made with them stay reproducible
+    + [(f'{name}-label-free', _spips_config(**options, heads_version=LABEL_FREE)) for name, (options, _) in VARIANTS.items()]
 )
 
 

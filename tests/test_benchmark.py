@@ -239,10 +239,14 @@ def test_fusion_rule_table_marks_the_shipped_candidate(tmp_path, monkeypatch):
             score=lambda target, ref: sign * next(counter),
         )
 
-    shipped = fake_metric('spips', default_heads.build_default_heads('alex', GROUPS, lambdas['a']), {'provenance': 'x'})
+    shipped = fake_metric('spips-label-free', default_heads.build_default_heads('alex', GROUPS, lambdas['a']), {'provenance': 'x'})
     cache = ScoreCache(tmp_path / 'cache')
-    table = fusion_rule_table({'spips': shipped, 'psnr': SimpleNamespace(is_spips=False)}, dataset, cache, fake_metric)
-    assert [(r['metric'], r['fusion rule'], r['shipped']) for r in table.rows] == [('spips', 'a', 'yes'), ('spips', 'b', '')]
+    human = SimpleNamespace(is_spips=True)  # human-trained heads have no fusion-rule candidates
+    table = fusion_rule_table({'spips-label-free': shipped, 'spips': human, 'psnr': SimpleNamespace(is_spips=False)},
+                              dataset, cache, fake_metric)
+    assert [(r['metric'], r['fusion rule'], r['shipped']) for r in table.rows] == [
+        ('spips-label-free', 'a', 'yes'), ('spips-label-free', 'b', '')]
     assert table.rows[0]['SRCC'] == pytest.approx(1.0) and table.rows[1]['SRCC'] == pytest.approx(-1.0)
     assert table.rows[1]['lambda'] == 'traditional 0.100, perceptual 0.100, semantic 0.800'
-    assert {p.name.split('__')[0] for p in (tmp_path / 'cache' / 'live_dev').glob('*.csv')} == {'spips', 'spips[fusion=b]'}
+    assert {p.name.split('__')[0] for p in (tmp_path / 'cache' / 'live_dev').glob('*.csv')} == {
+        'spips-label-free', 'spips-label-free[fusion=b]'}

@@ -198,9 +198,9 @@ def test_unknown_or_no_reference_metric(bapps_root, tmp_path, capsys, metric, me
 
 def test_shipped_checkpoint_reproduces_the_default_spips(bapps_root, results, tmp_path):
     """The default heads given as pretrained_model_path: same numbers, file named after them."""
-    checkpoint = REPO / 'spips_pyiqa' / 'archs' / 'pretrained' / 'spips_alex_v0.1.pth'
+    checkpoint = REPO / 'spips_pyiqa' / 'archs' / 'pretrained' / 'spips_alex_v0.2.pth'
     assert _run(bapps_root, tmp_path, '--pretrained-model-path', str(checkpoint)) == 0
-    assert _read_rows(tmp_path / 'bapps_spips_spips_alex_v0.1.csv') == results['spips'][0]
+    assert _read_rows(tmp_path / 'bapps_spips_spips_alex_v0.2.csv') == results['spips'][0]
 
 
 def test_checkpoint_for_a_metric_without_weights(bapps_root, tmp_path, capsys):

@@ -17,6 +17,8 @@ from spips_pyiqa.models.spips_training import linear_decay_factor
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_OPTIONS = sorted((REPO / 'options').glob('train_*.yml'))
+BAPPS_OPTIONS = [p for p in TRAIN_OPTIONS if yaml.safe_load(p.read_text())['model_type'] == 'SPIPSBAPPSModel']
+MOS_DATASETS = ('kadid10k', 'pipal', 'tid2013', 'csiq', 'live', 'live_dev')
 TEST_OPTIONS = sorted((REPO / 'options').glob('test_*.yml'))
 
 
@@ -87,8 +89,14 @@ def test_train_through_yaml_and_reload(tmp_path, launcher):
 @pytest.mark.parametrize('option_file', TRAIN_OPTIONS, ids=lambda p: p.name)
 def test_option_files_parse_and_build(option_file):
     options = yaml.safe_load(option_file.read_text())
-    assert options['model_type'] == 'SPIPSBAPPSModel'
-    assert {'train', *(f'val_{c}' for c in ('traditional', 'cnn', 'superres', 'deblur', 'color', 'frameinterp'))} <= set(options['datasets'])
+    if options['model_type'] == 'SPIPSBAPPSModel':
+        categories = ('traditional', 'cnn', 'superres', 'deblur', 'color', 'frameinterp')
+        assert {'train', *(f'val_{c}' for c in categories)} <= set(options['datasets'])
+    else:
+        assert options['model_type'] == 'SPIPSMOSModel'
+        train = options['datasets']['train']
+        assert train['type'] == 'GeneralFRDataset' and isinstance(train['lower_better'], bool)
+        assert options['train']['mos_loss_opt']['type'] == 'PairwisePreferenceLoss'
     network = build_network(dict(options['network']))
     assert network.groups == tuple(options['network']['groups'])
     assert sum(p.numel() for p in network.parameters() if p.requires_grad) > 0
@@ -97,7 +105,17 @@ def test_option_files_parse_and_build(option_file):
 def test_variants_have_train_and_test_options():
     names = {yaml.safe_load(p.read_text())['metric']['name'] for p in TEST_OPTIONS}
     assert {'spips', 'spips-vgg', 'spips-no-semantic', 'spips-no-traditional'} <= names
-    assert len(TRAIN_OPTIONS) == 4
+    assert len(BAPPS_OPTIONS) == 4
+    assert {p.stem for p in TRAIN_OPTIONS} - {p.stem for p in BAPPS_OPTIONS} == {f'train_spips_{d}' for d in MOS_DATASETS}
+
+
+def test_mos_option_files_follow_pyiqa_dataset_configs():
+    """Folders, score ranges and directions of the MOS option files are pyiqa's own."""
+    configs = yaml.safe_load((Path(pyiqa.__file__).parent / 'default_dataset_configs.yml').read_text())
+    for name in MOS_DATASETS[:-1]:
+        train = yaml.safe_load((REPO / 'options' / f'train_spips_{name}.yml').read_text())['datasets']['train']
+        for key in ('dataroot_target', 'dataroot_ref', 'mos_range', 'lower_better'):
+            assert train.get(key) == configs[name].get(key), (name, key)
 
 
 @pytest.mark.parametrize('option_file', TEST_OPTIONS, ids=lambda p: p.name)

@@ -122,6 +122,25 @@ def live_dev_scores(metrics, dataset: LiveDev, cache: ScoreCache) -> dict[str, n
     return out
 
 
+def trained_on_live_dev(metric) -> bool:
+    """Whether a metric's weights learned from live_dev's labels (human-trained SPIPS heads)."""
+    return 'held_out_predictions' in (getattr(metric.metric.net, 'meta', None) or {}).get('cv', {})
+
+
+def held_out_scores(metrics, dataset: LiveDev, scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``scores`` with, for metrics trained on live_dev, their out-of-fold predictions instead.
+
+    Their in-sample agreement is no evidence; the heads' ``meta['cv']['held_out_predictions']``
+    holds each image's score by heads that never saw its scene (nested leave-one-scene-out,
+    :mod:`spips_pyiqa.recipes.human_heads`)."""
+    out = dict(scores)
+    for name, metric in metrics.items():
+        if trained_on_live_dev(metric):
+            held_out = metric.metric.net.meta['cv']['held_out_predictions']
+            out[name] = np.array([held_out[item] for item in dataset.items])
+    return out
+
+
 def live_dev_correlations(scores, lower_better, dataset: LiveDev) -> dict[str, dict[str, Correlations]]:
     """Per metric, per subset (``'all'`` and each distortion type): :class:`Correlations`."""
     kinds = [k for k in DISTORTION_ORDER if k in set(dataset.distortions)]
@@ -159,18 +178,26 @@ def live_dev_tables(metrics, dataset: LiveDev, corr, anchors: dict[str, float]) 
         f'{m.fingerprint["weights_sha256"][:12]}).'
         for name, m in metrics.items() if m.is_spips
     ]
+    trained_note = (
+        'Rows marked `held out` learned from these very labels (human-trained heads): their numbers '
+        'are out-of-fold, each image scored by heads that never saw its scene (nested leave-one-scene-'
+        'out, benchmark_results/human_heads_cv.md), never in-sample. Every other row saw no live_dev '
+        'label (the label-free heads\' fusion rule was chosen between two candidates on live_dev: '
+        'table default_heads).'
+    )
     overall = Table(
         title=f'live_dev (LIVE subset, n={n}): agreement with DMOS',
-        columns=['metric', 'weights', 'n', 'PLCC', 'SRCC', 'SRCC 95% interval', 'KRCC', 'anchor SRCC',
-                 'anchor check'],
-        notes=[data_note, sign_note, *provenance],
+        columns=['metric', 'weights', 'live_dev labels', 'n', 'PLCC', 'SRCC', 'SRCC 95% interval', 'KRCC',
+                 'anchor SRCC', 'anchor check'],
+        notes=[data_note, sign_note, trained_note, *provenance],
     )
     for name, metric in metrics.items():
         c = corr[name]['all']
         anchor = anchors.get(name)
         check = '' if anchor is None else ('ok' if abs(round(abs(c.srcc), 3) - anchor) <= 0.0015 else 'MISMATCH')
         overall.rows.append({
-            'metric': name, 'weights': metric.weights_label, 'n': c.n, 'PLCC': _plcc_cell(c),
+            'metric': name, 'weights': metric.weights_label,
+            'live_dev labels': 'held out' if trained_on_live_dev(metric) else 'not used', 'n': c.n, 'PLCC': _plcc_cell(c),
             'SRCC': c.srcc, 'SRCC 95% interval': '{:.2f} to {:.2f}'.format(*srcc_interval(c.srcc, c.n)),
             'KRCC': c.krcc, 'anchor SRCC': anchor, 'anchor check': check,
         })
@@ -273,14 +300,15 @@ def fusion_rule_table(metrics, dataset: LiveDev, cache: ScoreCache, make_metric)
         title=f'default_heads: fusion-rule candidates of the shipped SPIPS heads on live_dev (n={len(dataset.rows)})',
         columns=['metric', 'fusion rule', 'lambda', 'shipped', 'PLCC', 'SRCC', 'KRCC'],
         notes=[
-            'Each SPIPS variant with the heads of `spips_pyiqa.recipes.label_free_heads` under each fusion rule '
-            '(`FUSION_RULES`); `shipped` marks the checkpoint in spips_pyiqa/heads/. Picking the '
-            'rule by these numbers uses live_dev labels: SPIPS rows on live_dev are optimistic. '
+            'Each label-free SPIPS variant with the heads of `spips_pyiqa.recipes.label_free_heads` under each '
+            'fusion rule (`FUSION_RULES`); `shipped` marks the v0.1 checkpoint in spips_pyiqa/archs/pretrained/ '
+            '(the `-label-free` names). Picking the rule by these numbers used live_dev labels: label-free SPIPS '
+            'rows on live_dev are optimistic. '
             f'n={len(dataset.rows)}; correlations as in the live_dev table (sign-corrected).',
         ],
     )
     for name, shipped in metrics.items():
-        if not shipped.is_spips:
+        if not (shipped.is_spips and name.endswith('-label-free')):
             continue
         net, groups = shipped.metric.net.net, shipped.metric.net.groups
         for rule in rules:

@@ -40,6 +40,7 @@ from spips_pyiqa.benchmark.tables import Table, write_table
 
 SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard')
 SPIPS_METRICS = ('spips', 'spips-vgg', 'spips-no-semantic', 'spips-no-traditional')
+SPIPS_METRICS += tuple(f'{name}-label-free' for name in SPIPS_METRICS)
 BASELINES = ('psnr', 'ssim', 'ms_ssim', 'vif', 'lpips', 'lpips-vgg', 'dists')
 DEFAULT_METRICS = SPIPS_METRICS + BASELINES
 #: Order of the Markdown files in RESULTS.md (then any others, alphabetically).
@@ -148,13 +149,13 @@ def _live_dev(args):
 
 def _live_dev_results(args, metrics, cache):
     """(dataset, raw scores, correlations) on live_dev, or None with a printed reason."""
-    from spips_pyiqa.benchmark.agreement import live_dev_correlations, live_dev_scores
+    from spips_pyiqa.benchmark.agreement import held_out_scores, live_dev_correlations, live_dev_scores
 
     dataset, reason = _live_dev(args)
     if dataset is None:
         _say(reason)
         return None
-    scores = live_dev_scores(metrics, dataset, cache)
+    scores = held_out_scores(metrics, dataset, live_dev_scores(metrics, dataset, cache))
     lower_better = {name: m.lower_better for name, m in metrics.items()}
     return dataset, scores, live_dev_correlations(scores, lower_better, dataset)
 

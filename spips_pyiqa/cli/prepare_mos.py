@@ -4,6 +4,11 @@ What is written and checked: :mod:`spips_pyiqa.data.mos_prepare`. Example, the s
 
     python -m spips_pyiqa prepare-mos ../shared/data/live_dev --name live_dev
     # -> datasets/meta_info/meta_info_live_dev.csv, datasets/meta_info/live_dev_scene_splits.pkl
+
+and a pyiqa data set laid out as pyiqa's ``default_dataset_configs.yml`` expects (its meta-info
+file read by column position: reference, distorted, score)::
+
+    python -m spips_pyiqa prepare-mos --pyiqa kadid10k --data-root ./datasets --folds 5
 """
 
 import argparse
@@ -11,6 +16,7 @@ import sys
 from pathlib import Path
 
 from spips_pyiqa.data.mos_prepare import MosDataError, read_scores, write_mos_meta_info
+from spips_pyiqa.data.pyiqa_datasets import fr_dataset_options
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,9 +25,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Write pyiqa's meta-info CSV and a scene-wise split file for a full-reference "
                     'MOS data set (a folder of images and a scores CSV).',
     )
-    parser.add_argument('root', type=Path, help='data folder; image paths in the CSV are relative to it')
+    parser.add_argument('root', type=Path, nargs='?', help='data folder; image paths in the CSV are relative to it')
     parser.add_argument('--scores', type=Path, help='scores CSV (default: ROOT/scores.csv)')
-    parser.add_argument('--name', default='mos', help='data set name used in the file names (default: mos)')
+    parser.add_argument('--pyiqa', metavar='NAME', help="a pyiqa FR data set (live, csiq, tid2013, kadid10k, pipal...): "
+                        "folders and meta-info from pyiqa's config under --data-root")
+    parser.add_argument('--data-root', type=Path, default=Path('datasets'), help="pyiqa's ./datasets (with --pyiqa)")
+    parser.add_argument('--name', help='data set name used in the file names (default: the --pyiqa name, else mos)')
     parser.add_argument('--out', type=Path, default=Path('datasets/meta_info'),
                         help='output folder (default: datasets/meta_info)')
     parser.add_argument('--dist-column', default='dist_img')
@@ -39,12 +48,21 @@ def cli(argv: list[str]) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     try:
-        rows = read_scores(
-            args.root, args.scores or args.root / 'scores.csv',
-            args.dist_column, args.ref_column, args.mos_column, args.scene_column,
-        )
-        csv_path, split_path, folds = write_mos_meta_info(rows, args.out, args.name, args.folds)
-    except (MosDataError, OSError) as error:
+        if args.pyiqa:
+            options = fr_dataset_options(args.pyiqa, args.data_root)
+            root = Path(options['dataroot_target'])
+            rows = read_scores(root, Path(options['meta_info_file']), 1, 0, 2, args.scene_column,
+                               ref_root=options.get('dataroot_ref'))
+        elif args.root is None:
+            raise MosDataError('give a data folder ROOT or --pyiqa NAME')
+        else:
+            rows = read_scores(
+                args.root, args.scores or args.root / 'scores.csv',
+                args.dist_column, args.ref_column, args.mos_column, args.scene_column,
+            )
+        name = args.name or args.pyiqa or 'mos'
+        csv_path, split_path, folds = write_mos_meta_info(rows, args.out, name, args.folds)
+    except (MosDataError, ValueError, OSError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     described = '; '.join(f'{k}: {", ".join(s)}' for k, s in enumerate(folds, start=1))

@@ -71,19 +71,28 @@ def read_scores(
     mos_column: str = 'dmos',
     scene_column: str | None = None,
     distortion_column: str = 'distortion',
+    ref_root: Path | None = None,
 ) -> list[MosRow]:
     """Read and check a scores CSV whose image paths are relative to ``root``.
 
     Args:
+        dist_column, ref_column, mos_column: column names; an integer selects a column by
+            position (pyiqa's meta-info files: 0 reference, 1 distorted, 2 score).
         scene_column: column naming the scene; default the reference image (one scene per
             reference, as in LIVE, CSIQ, TID2013, KADID-10k).
         distortion_column: column naming the distortion type, if present (else empty).
+        ref_root: folder of the reference images when it is not ``root`` (pyiqa's ``dataroot_ref``).
     """
     root, scores_csv = Path(root), Path(scores_csv)
+    ref_root = root if ref_root is None else Path(ref_root)
     if not scores_csv.is_file():
         raise MosDataError(f'scores file not found: {scores_csv}')
     with scores_csv.open(newline='') as handle:
         reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        dist_column, ref_column, mos_column = (
+            header[c] if isinstance(c, int) and c < len(header) else c for c in (dist_column, ref_column, mos_column)
+        )
         wanted = [dist_column, ref_column, mos_column] + ([scene_column] if scene_column else [])
         missing = [c for c in wanted if c not in (reader.fieldnames or [])]
         if missing:
@@ -102,10 +111,11 @@ def read_scores(
             rows.append(MosRow(ref=ref, dist=dist, mos=mos, scene=scene, distortion=distortion))
     if not rows:
         raise MosDataError(f'{scores_csv}: no rows')
-    absent = sorted({p for row in rows for p in (row.ref, row.dist) if not (root / p).is_file()})
+    absent = sorted({str(folder / p) for row in rows for folder, p in ((ref_root, row.ref), (root, row.dist))
+                     if not (folder / p).is_file()})
     if absent:
         more = f' (+{len(absent) - 3} more)' if len(absent) > 3 else ''
-        raise MosDataError(f'image files missing under {root}: {", ".join(absent[:3])}{more}')
+        raise MosDataError(f'image files missing: {", ".join(absent[:3])}{more}')
     return rows
 
 

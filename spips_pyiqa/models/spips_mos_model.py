@@ -34,6 +34,7 @@ from pyiqa.utils.registry import MODEL_REGISTRY
 from scipy import stats
 
 from spips_pyiqa.data.mos_prepare import MosDataError, check_scene_split
+from spips_pyiqa.data.pyiqa_datasets import score_is_badness
 from spips_pyiqa.losses.mos_losses import HeadsPrior
 from spips_pyiqa.models.spips_training import SPIPSTrainingMixin
 
@@ -50,12 +51,10 @@ class LabelOrientationWarning(UserWarning):
 
 def label_sign(dataset_opt: dict) -> int:
     """+1 when the labels are lower-better (DMOS), -1 when higher-better (MOS, normalised MOS)."""
-    if 'lower_better' not in dataset_opt and not dataset_opt.get('mos_normalize'):
-        raise MosDataError(
-            f"dataset {dataset_opt.get('name')!r}: set lower_better (true for DMOS, false for MOS): "
-            'SPIPS is a distance and needs to know which way the labels point'
-        )
-    return 1 if dataset_opt.get('lower_better') and not dataset_opt.get('mos_normalize') else -1
+    try:
+        return 1 if score_is_badness(dataset_opt) else -1
+    except ValueError as error:
+        raise MosDataError(f'{error}: set lower_better (true for DMOS, false for MOS), SPIPS is a distance') from None
 
 
 def _check_split(dataset_opt: dict) -> None:

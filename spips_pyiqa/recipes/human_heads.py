@@ -52,6 +52,7 @@ from spips_pyiqa.data.image_io import load_image
 from spips_pyiqa.data.live_dev import default_live_dev, read_live_dev
 from spips_pyiqa.data.mos_prepare import MosRow
 from spips_pyiqa.losses.mos_losses import HeadsPrior, pairwise_preference_loss
+from spips_pyiqa.metric_configs import VARIANTS as METRIC_VARIANTS
 
 __all__ = [
     'HUMAN_HEADS_VERSION',
@@ -74,12 +75,7 @@ __all__ = [
 #: Version of the human-trained heads (part of their file names); label-free heads are ``0.1``.
 HUMAN_HEADS_VERSION = '0.2'
 #: Registered variants with their backbone and groups.
-VARIANTS = {
-    'spips': ('alex', GROUPS),
-    'spips-vgg': ('vgg', GROUPS),
-    'spips-no-semantic': ('alex', ('traditional', 'perceptual')),
-    'spips-no-traditional': ('alex', ('perceptual', 'semantic')),
-}
+VARIANTS = {name: (options['net'], tuple(options.get('groups', GROUPS))) for name, (options, _) in METRIC_VARIANTS.items()}
 
 
 @dataclass(frozen=True)
@@ -358,6 +354,7 @@ def build_human_heads(report: CVReport, features: Features) -> tuple[QualityHead
         },
         'cv': {
             'nested_scene_srcc': report.nested.fold_srcc,
+            'held_out_predictions': dict(zip(features.names, map(float, report.nested.predictions))),
             'label_free_scene_srcc': report.label_free['scene'].fold_srcc,
             'distortion_srcc': report.chosen['distortion'].fold_srcc,
             'label_free_distortion_srcc': report.label_free['distortion'].fold_srcc,
