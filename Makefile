@@ -30,8 +30,10 @@ demo: weights
 test: weights
 	$(PY) -m pytest -q -rs
 
+# v0.1 label-free heads, then v0.2 human-trained heads (cross-validated on ../shared/data/live_dev)
 heads: weights
 	$(PY) -m spips_pyiqa.recipes.label_free_heads
+	$(PY) -m spips_pyiqa.recipes.human_heads
 
 benchmark: weights
 	$(PY) -m spips_pyiqa benchmark --out benchmark_results/

@@ -47,7 +47,7 @@ from tqdm import tqdm
 from spips_pyiqa.archs.checkpoint import save_heads
 from spips_pyiqa.archs.groups import GROUPS
 from spips_pyiqa.archs.quality_heads import QualityHeads
-from spips_pyiqa.archs.spips_arch import SPIPS, default_heads_path
+from spips_pyiqa.archs.spips_arch import HEADS_VERSION, SPIPS, default_heads_path
 from spips_pyiqa.data.image_io import load_image
 from spips_pyiqa.data.live_dev import default_live_dev, read_live_dev
 from spips_pyiqa.data.mos_prepare import MosRow
@@ -293,7 +293,7 @@ def nested_scene_cv(start: QualityHeads, features: Features, candidates: Sequenc
 # --------------------------------------------------------------------------------------------
 def label_free_start(net: str, groups: Sequence[str]) -> QualityHeads:
     """The shipped label-free heads of a variant (start point of every recipe)."""
-    return SPIPS(net, groups, pretrained_model_path=default_heads_path(net, groups, '0.1')).quality
+    return SPIPS(net, groups, pretrained_model_path=default_heads_path(net, groups, HEADS_VERSION)).quality
 
 
 @dataclass
