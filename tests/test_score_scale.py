@@ -3,7 +3,6 @@ a durable journal and resumed without rescoring, and sharding under a 2-process 
 prints and writes exactly what one process does."""
 
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +17,8 @@ from spips_pyiqa.cli.score import cli
 from spips_pyiqa.data.distortions import distort, photo
 from spips_pyiqa.data.image_io import load_image
 from spips_pyiqa.utils.journal import CsvJournal
+from torchrun import launch_env, torchrun
 
-REPO = Path(__file__).resolve().parents[1]
 PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket')
 
 
@@ -137,26 +136,17 @@ def test_out_of_another_metric_or_folder_is_refused(counting, tmp_path, capsys):
     assert err.count('\n') == 1 and 'is not a results file of this command' in err
 
 
-def _torchrun(nproc: int, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """``torchrun`` on loopback, rendezvous on a port the OS picks (port 0), bounded in time."""
-    env = {**os.environ, 'PYTHONPATH': str(REPO), 'OMP_NUM_THREADS': '1'}
-    command = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}', '--nnodes=1',
-               '--rdzv-backend=c10d', '--rdzv-endpoint=127.0.0.1:0', '-m', 'spips_pyiqa', *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=240, check=False)
-
-
 @pytest.mark.slow
 def test_score_distributed_two_processes_print_and_write_what_one_does(tmp_path):
     target, ref = _folders(tmp_path, 9)
     common = [str(target), str(ref), '--batch-size', '2', '--map', str(tmp_path / 'maps')]
-    env = {**os.environ, 'PYTHONPATH': str(REPO), 'OMP_NUM_THREADS': '1'}
     one = subprocess.run([sys.executable, '-m', 'spips_pyiqa', 'score', *common, '--out', 'one.csv'],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False)
+                         cwd=tmp_path, env=launch_env(), capture_output=True, text=True, timeout=240, check=False)
     assert one.returncode == 0, one.stderr[-2000:]
     maps_one = {p.name: p.read_bytes() for p in (tmp_path / 'maps').iterdir()}
     for path in (tmp_path / 'maps').iterdir():
         path.unlink()
-    two = _torchrun(2, ['score', *common, '--out', 'two.csv'], tmp_path)
+    two = torchrun(2, ['-m', 'spips_pyiqa', 'score', *common, '--out', 'two.csv'], tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout == one.stdout  # same lines, same order, printed once (rank 0)
     assert len(two.stdout.strip().splitlines()) == 10

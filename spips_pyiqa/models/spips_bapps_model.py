@@ -21,6 +21,8 @@ import torch
 from pyiqa.models.bapps_model import BAPPSModel
 from pyiqa.utils.registry import MODEL_REGISTRY
 
+from spips_pyiqa.models.distributed_model import DistributedModelMixin
+
 
 def linear_decay_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
     """LPIPS's schedule: 1 for ``n_epochs`` epochs, then linearly down to 0 over ``n_epochs_decay``."""
@@ -28,8 +30,9 @@ def linear_decay_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float
 
 
 @MODEL_REGISTRY.register()
-class SPIPSBAPPSModel(BAPPSModel):
-    """pyiqa's BAPPS model with non-negative SPIPS heads and LPIPS's learning-rate schedule."""
+class SPIPSBAPPSModel(DistributedModelMixin, BAPPSModel):
+    """pyiqa's BAPPS model with non-negative SPIPS heads and LPIPS's learning-rate schedule;
+    trains under ``torchrun`` on CPUs and GPUs (:class:`DistributedModelMixin`)."""
 
     def optimize_parameters(self, current_iter):
         super().optimize_parameters(current_iter)
