@@ -34,7 +34,7 @@ from spips_pyiqa.utils.distributed import (
     DistInfo,
     chunk_rounds,
     close_distributed,
-    gather_round,
+    gather_from_ranks,
     init_distributed,
     local_device,
 )
@@ -256,7 +256,7 @@ def _run(args, info: DistInfo) -> str | None:
     with progress:
         for k in rounds:
             outcomes = [] if k is None else _score_chunk(metric, next(batches), pairs, args)
-            merged = sorted(o for rank_outcomes in gather_round(outcomes, info) for o in rank_outcomes)
+            merged = sorted(o for rank_outcomes in gather_from_ranks(outcomes, info) for o in rank_outcomes)
             progress.update(len(merged))
             error = report.add(merged) if info.is_main else next((o.error for o in merged if o.error), None)
             if error is not None:

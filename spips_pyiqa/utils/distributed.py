@@ -8,8 +8,8 @@ one process (rank 0 of 1), so commands need no separate single-process path.
 
 Work is sharded in fixed-size *chunks* dealt round-robin (chunk ``k`` to rank ``k % world_size``):
 a chunk holds the same items whatever the world size, so every item is computed in the same
-batch, bit for bit, by one process or by many. :func:`gather_round` collects one chunk per rank,
-in chunk order, on every rank.
+batch, bit for bit, by one process or by many. :func:`gather_from_ranks` collects one object per rank (e.g.
+the results of one round of chunks, in chunk order) on every rank.
 """
 
 import os
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ['DistInfo', 'chunk_rounds', 'close_distributed', 'gather_round', 'init_distributed',
+__all__ = ['DistInfo', 'chunk_rounds', 'close_distributed', 'gather_from_ranks', 'init_distributed',
            'launched_by_torchrun', 'local_device']
 
 #: How long a collective waits for the other ranks before failing (instead of hanging).
@@ -92,14 +92,14 @@ def close_distributed(wait: bool = True) -> None:
 def chunk_rounds(n_chunks: int, info: DistInfo) -> list[int | None]:
     """The chunk this rank handles in each round (``None`` where it has none in the last round).
 
-    Every rank gets the same number of rounds, so all of them meet at every :func:`gather_round`.
+    Every rank gets the same number of rounds, so all of them meet at every :func:`gather_from_ranks`.
     """
     rounds = -(-n_chunks // info.world_size)
     return [k if (k := r * info.world_size + info.rank) < n_chunks else None for r in range(rounds)]
 
 
-def gather_round(result: Any, info: DistInfo) -> list[Any]:
-    """Every rank's ``result`` of one round, indexed by rank (= chunk order within the round)."""
+def gather_from_ranks(result: Any, info: DistInfo) -> list[Any]:
+    """Every rank's ``result``, indexed by rank (for one round: chunk order), on every rank."""
     if not info.distributed:
         return [result]
     gathered: list[Any] = [None] * info.world_size
