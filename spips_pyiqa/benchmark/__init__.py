@@ -2,7 +2,8 @@
 
 - ``run``: the command; ``agreement``: correlation with human judgments (LIVE, BAPPS);
   ``speed``: time and memory vs pyiqa's ``lpips``; ``figures``: quality maps and scatters;
-  ``cache``: per-metric score cache; ``tables``: CSV / Markdown tables.
+  ``cache``: per-metric score cache; ``tables``: CSV / Markdown tables; ``scale``: training and
+  scoring throughput, 1 vs 2 processes under torchrun.
 
 May import: everything, ``cli`` included (BAPPS evaluation).
 """

@@ -41,6 +41,9 @@ __all__ = ['profile_tables', 'scoring_table', 'synthetic_bapps', 'training_table
 
 BAPPS_TRAIN_TRIPLETS = 151_000
 GOAL_MINUTES = 10.0
+#: (processes, torch threads per process) timed for training and scoring: both cores in one process, one core in
+#: one process, and one core each in two processes under torchrun.
+CONFIGURATIONS = ((1, 2), (1, 1), (2, 1))
 REPO = Path(__file__).resolve().parents[2]
 _ITER_LINE = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO: \[.*iter:\s*([\d,]+), lr.*time \(data\): '
                         r'([\d.]+) \(([\d.]+)\)')
@@ -115,19 +118,19 @@ def _steady_rate(log: str, global_batch: int) -> tuple[float, float]:
 
 
 def training_table(root: Path, work: Path, iters: int, global_batch: int = 50, workers: int = 1) -> Table:
-    """Training triplets/s of pyiqa's loop, 1 process (2 threads) vs 2 (1 thread each), and the epoch."""
+    """Training triplets/s of pyiqa's loop for each of :data:`CONFIGURATIONS`, and the epoch."""
     rows, notes = [], [f'Load average (1/5/15 min) before: {_load()}.']
-    for nproc in (1, 2):
-        name = f'scale_{nproc}proc'
+    for nproc, threads in CONFIGURATIONS:
+        name = f'scale_{nproc}proc_{threads}thread'
         options = _training_options(root, name, global_batch // nproc, workers, iters)
         option_file = work / f'{name}.yml'
         option_file.write_text(yaml.safe_dump(options))
         args = ['-m', 'spips_pyiqa.train', '-opt', str(option_file)] + (['--launcher', 'pytorch'] if nproc > 1 else [])
-        run, wall = _launch(nproc, args, work, threads=2 // nproc)
+        run, wall = _launch(nproc, args, work, threads=threads)
         rate, data_share = _steady_rate(run.stdout + run.stderr, global_batch)
         minutes = BAPPS_TRAIN_TRIPLETS / rate / 60
         rows.append({
-            'processes': nproc, 'threads each': 2 // nproc, 'workers each': workers, 'batch each': global_batch // nproc,
+            'processes': nproc, 'threads each': threads, 'workers each': workers, 'batch each': global_batch // nproc,
             'steps': iters, 'triplets/s': rate, 'data wait share': data_share,
             'run wall s (start-up incl.)': wall, 'BAPPS epoch min (151k)': minutes,
             f'<= {GOAL_MINUTES:.0f} min': 'yes' if minutes <= GOAL_MINUTES else 'no',
@@ -235,20 +238,20 @@ def _scoring_pairs(folder: Path, n_pairs: int, size: int) -> tuple[Path, Path]:
 
 
 def scoring_table(work: Path, n_pairs: int, size: int = 256, batch: int = 8) -> Table:
-    """``score`` wall time and pairs/s, 1 process (2 threads) vs ``torchrun`` 2 processes (1 thread each)."""
+    """``score`` wall time and pairs/s for each of :data:`CONFIGURATIONS` (2 processes: ``torchrun``)."""
     target, ref = _scoring_pairs(work / 'pairs', n_pairs, size)
     rows, notes = [], [f'Load average (1/5/15 min) before: {_load()}.']
     outputs = {}
-    for nproc in (1, 2):
-        args = ['-m', 'spips_pyiqa', 'score', str(target), str(ref), '--batch-size', str(batch),
-                '--out', str(work / f'scores_{nproc}.csv')]
-        run, wall = _launch(nproc, args, work, threads=2 // nproc)
-        outputs[nproc] = run.stdout
-        rows.append({'processes': nproc, 'threads each': 2 // nproc, 'pairs': n_pairs, 'size': f'{size}x{size}',
+    for nproc, threads in CONFIGURATIONS:
+        out = work / f'scores_{nproc}_{threads}.csv'
+        args = ['-m', 'spips_pyiqa', 'score', str(target), str(ref), '--batch-size', str(batch), '--out', str(out)]
+        run, wall = _launch(nproc, args, work, threads=threads)
+        outputs[nproc, threads] = run.stdout, out.read_bytes()
+        rows.append({'processes': nproc, 'threads each': threads, 'pairs': n_pairs, 'size': f'{size}x{size}',
                      'batch': batch, 'wall s (start-up incl.)': wall, 'pairs/s': n_pairs / wall})
-    same = outputs[1] == outputs[2] and (work / 'scores_1.csv').read_bytes() == (work / 'scores_2.csv').read_bytes()
+    same = len(set(outputs.values())) == 1
     notes += [f'Load average (1/5/15 min) after: {_load()}.',
-              f'Printed lines and --out files of 1 and 2 processes identical: {"yes" if same else "NO"}.']
+              f'Printed lines and --out files of all runs identical: {"yes" if same else "NO"}.']
     return Table('Scoring throughput: `python -m spips_pyiqa score`, 1 vs 2 processes (CPU)', list(rows[0]), rows,
                  notes, digits=2)
 
