@@ -152,3 +152,16 @@ def test_score_distributed_two_processes_print_and_write_what_one_does(tmp_path)
     assert len(two.stdout.strip().splitlines()) == 10
     assert (tmp_path / 'two.csv').read_bytes() == (tmp_path / 'one.csv').read_bytes()
     assert {p.name: p.read_bytes() for p in (tmp_path / 'maps').iterdir()} == maps_one
+
+
+@pytest.mark.parametrize('n_chunks', [0, 1, 5, 6])
+@pytest.mark.parametrize('world_size', [1, 2, 3])
+def test_chunk_rounds_deal_every_chunk_once_in_equal_rounds(n_chunks, world_size):
+    from spips_pyiqa.utils.distributed import DistInfo, chunk_rounds
+
+    rounds = [chunk_rounds(n_chunks, DistInfo(rank, world_size)) for rank in range(world_size)]
+    assert len({len(r) for r in rounds}) == 1  # every rank meets every gather
+    dealt = [k for r in rounds for k in r if k is not None]
+    assert sorted(dealt) == list(range(n_chunks))
+    for round_ in zip(*rounds):  # round r holds chunks r*world .. r*world + world - 1, rank order
+        assert [k for k in round_ if k is not None] == sorted(k for k in round_ if k is not None)
