@@ -35,7 +35,7 @@ from pyiqa.utils import check_resume, scandir
 from pyiqa.utils.options import parse_options
 
 from spips_pyiqa.registration import register, register_metric_functions, register_training
-from spips_pyiqa.utils.distributed import close_distributed, init_distributed
+from spips_pyiqa.utils.distributed import close_distributed, init_distributed, launched_by_torchrun
 
 #: Ranks wait at most this long for each other (rank 0 validates alone while the others wait).
 TRAINING_TIMEOUT = timedelta(hours=4)
@@ -72,7 +72,12 @@ def _backend(option_file: str) -> str:
 
 def parse_training_options(root_path: str) -> tuple[dict, object]:
     """pyiqa's ``parse_options``, joining the process group ourselves for ``--launcher pytorch``."""
-    if _launcher(sys.argv[1:]) != 'pytorch':
+    launcher = _launcher(sys.argv[1:])
+    if launcher == 'none' and launched_by_torchrun() and int(os.environ['WORLD_SIZE']) > 1:
+        # N independent trainings would write the same experiment folder at once
+        raise SystemExit('error: started by torchrun with several processes but without '
+                         '--launcher pytorch: add it (or run one process)')
+    if launcher != 'pytorch':
         return parse_options(root_path, is_train=True)
     argv = sys.argv
     option_file = argv[argv.index('-opt') + 1] if '-opt' in argv else None
