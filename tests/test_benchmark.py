@@ -250,3 +250,22 @@ def test_fusion_rule_table_marks_the_shipped_candidate(tmp_path, monkeypatch):
     assert table.rows[1]['lambda'] == 'traditional 0.100, perceptual 0.100, semantic 0.800'
     assert {p.name.split('__')[0] for p in (tmp_path / 'cache' / 'live_dev').glob('*.csv')} == {
         'spips-label-free', 'spips-label-free[fusion=b]'}
+
+
+def test_scale_training_rate_is_read_between_the_first_and_last_logged_step():
+    from spips_pyiqa.benchmark.scale import _steady_rate
+
+    log = '\n'.join([
+        '2026-11-23 16:02:05,000 INFO: Start training from epoch: 0, iter: 0',
+        '2026-11-23 16:02:06,000 INFO: [one..][epoch:  0, iter:       5, lr:(1.000e-04,)] '
+        '[eta: 0:00:01, time (data): 0.500 (0.100)] l_mos: 6.2e-01',
+        '2026-11-23 16:02:08,500 INFO: [one..][epoch:  0, iter:      10, lr:(1.000e-04,)] '
+        '[eta: 0:00:01, time (data): 0.400 (0.050)] l_mos: 6.2e-01',
+        '2026-11-23 16:02:11,000 INFO: [one..][epoch:  0, iter:   1,015, lr:(1.000e-04,)] '
+        '[eta: 0:00:00, time (data): 0.400 (0.100)] l_mos: 6.2e-01',
+    ])
+    rate, data_share = _steady_rate(log, global_batch=50)
+    assert rate == pytest.approx((1015 - 5) * 50 / 5.0)
+    assert data_share == pytest.approx(0.25)
+    with pytest.raises(RuntimeError, match='fewer than two logged steps'):
+        _steady_rate(log.splitlines()[1], 50)

@@ -24,6 +24,7 @@ from spips_pyiqa.data.bapps_prepare import JND_CATEGORIES, VAL_2AFC_CATEGORIES
 from spips_pyiqa.cli.prepare_bapps import cli as prepare_cli
 from spips_pyiqa.metrics.bapps_scores import score_2afc_category, score_jnd_category
 from spips_pyiqa.cli.evaluate import cli, load_options, metric_distances
+from torchrun import torchrun
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = REPO / 'options' / 'test_spips.yml'
@@ -201,6 +202,28 @@ def test_shipped_checkpoint_reproduces_the_default_spips(bapps_root, results, tm
     checkpoint = REPO / 'spips_pyiqa' / 'archs' / 'pretrained' / 'spips_alex_v0.2.pth'
     assert _run(bapps_root, tmp_path, '--pretrained-model-path', str(checkpoint)) == 0
     assert _read_rows(tmp_path / 'bapps_spips_spips_alex_v0.2.csv') == results['spips'][0]
+
+
+@pytest.mark.slow
+def test_evaluate_distributed_two_processes_give_the_one_process_table(bapps_root, results, tmp_path):
+    """Batches of one item dealt to 2 ranks: rank 0 alone prints and writes the one-process table."""
+    options = yaml.safe_load(OPTIONS.read_text())
+    for block in options['datasets'].values():
+        block['batch_size_per_gpu'] = 1
+    option_file = tmp_path / 'options.yml'
+    option_file.write_text(yaml.safe_dump(options))
+    out = tmp_path / 'two'
+    run = torchrun(2, ['-m', 'spips_pyiqa', 'evaluate', '-opt', str(option_file), '--bapps-root', str(bapps_root),
+                       '--out', str(out)], tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count('| 2afc | average |') == 1 and run.stdout.count(f'wrote {out}') == 1
+    rows, expected = _read_rows(out / 'bapps_spips.csv'), results['spips'][0]
+    assert rows.keys() == expected.keys()
+    for key, row in rows.items():
+        assert row['n'] == expected[key]['n']
+        for name, value in row.items():
+            if name not in ('metric', 'task', 'category', 'n') and value:
+                assert float(value) == pytest.approx(float(expected[key][name]), abs=1e-5), (key, name)
 
 
 def test_checkpoint_for_a_metric_without_weights(bapps_root, tmp_path, capsys):

@@ -13,6 +13,10 @@ Sections (all by default; ``--only`` picks some, comma-separated):
   (batch 1) on CPU (and CUDA when available), relative to pyiqa's ``lpips``; for ``spips`` also
   the time of its parts and a torch.profiler operator table. See
   :mod:`spips_pyiqa.benchmark.speed`.
+* ``scale`` (only with ``--only scale``: it generates a 20k-triplet set and takes minutes): training
+  triplets/s of pyiqa's loop on a synthetic BAPPS-scale set, 1 vs 2 processes under torchrun,
+  extrapolated to one BAPPS epoch, with a profile of a step; scoring pairs/s, 1 vs 2 processes.
+  See :mod:`spips_pyiqa.benchmark.scale`.
 * ``figures``: SPIPS quality maps of a few real pairs per variant, and score-vs-DMOS scatters. See
   :mod:`spips_pyiqa.benchmark.figures`.
 * ``leaderboard``: with ``--pyiqa-datasets live csiq ... --data-root ./datasets``, rows in pyiqa's
@@ -38,7 +42,9 @@ import torch
 
 from spips_pyiqa.benchmark.tables import Table, write_table
 
-SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard')
+SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'scale')
+#: Sections run when --only is not given (scale takes ~10 minutes and is asked for by name).
+DEFAULT_SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard')
 SPIPS_METRICS = ('spips', 'spips-vgg', 'spips-no-semantic', 'spips-no-traditional')
 SPIPS_METRICS += tuple(f'{name}-label-free' for name in SPIPS_METRICS)
 BASELINES = ('psnr', 'ssim', 'ms_ssim', 'vif', 'lpips', 'lpips-vgg', 'dists')
@@ -48,7 +54,8 @@ RESULT_ORDER = (
     'agreement_live_dev', 'agreement_live_dev_per_distortion', 'human_heads_cv', 'human_heads_candidates',
     'default_heads', 'agreement_bapps',
     'speed_cpu', 'speed_cpu_targets', 'memory_cpu', 'speed_spips_components', 'speed_spips_profile',
-    'speed_cuda', 'speed_cuda_targets', 'memory_cuda',
+    'speed_cuda', 'speed_cuda_targets', 'memory_cuda', 'scale_training', 'scale_training_profile', 'scale_training_ops',
+    'scale_scoring',
 )
 
 
@@ -252,6 +259,13 @@ def run_speed(args, metrics) -> None:
         _write(profile_table(metrics['spips'].metric, 256, 8), args.out, 'speed_spips_profile')
 
 
+def run_scale(args) -> None:
+    from spips_pyiqa.benchmark.scale import scale_tables
+
+    for stem, table in scale_tables(args.scale_triplets, args.scale_iters, args.scale_pairs, environment(), _say):
+        _write(table, args.out, stem)
+
+
 def run_figures(args, metrics, cache) -> None:
     from spips_pyiqa.benchmark.figures import map_pairs, quality_map_figure, scatter_figure
 
@@ -319,8 +333,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--cache', type=Path, help='score cache (default: OUT/cache)')
     parser.add_argument('--no-cache', action='store_true', help='recompute every score')
     parser.add_argument('--only', type=lambda t: _names(t, SECTIONS, 'section'),
-                        help=f'comma-separated sections of {",".join(SECTIONS)} (default: all; '
-                        'only leaderboard when --pyiqa-datasets is given)')
+                        help=f'comma-separated sections of {",".join(SECTIONS)} (default: '
+                        f'{",".join(DEFAULT_SECTIONS)}; only leaderboard when --pyiqa-datasets is given)')
     parser.add_argument('--metrics', type=lambda t: _names(t, None, 'metric'),
                         help=f'comma-separated pyiqa metric names (default: {",".join(DEFAULT_METRICS)}; '
                         f'for the leaderboard alone: {",".join(LEADERBOARD_METRICS)})')
@@ -329,6 +343,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--bapps', type=Path, help='BAPPS root prepared by prepare-bapps (optional)')
     parser.add_argument('--repeats', type=int, default=5, help='timed repetitions per setting')
     parser.add_argument('--no-memory', action='store_true', help='skip the memory subprocesses')
+    parser.add_argument('--scale-triplets', type=int, default=20_000,
+                        help='scale: synthetic 64x64 train triplets (default: %(default)s)')
+    parser.add_argument('--scale-iters', type=int, default=60, help='scale: training steps per run (default: %(default)s)')
+    parser.add_argument('--scale-pairs', type=int, default=160, help='scale: 256x256 pairs scored (default: %(default)s)')
     parser.add_argument('--limit', type=int, default=0,
                         help='use only this many live_dev images (smoke tests; 0 = all)')
     parser.add_argument('--pyiqa-datasets', nargs='+', metavar='NAME', default=[],
@@ -350,7 +368,7 @@ def cli(argv: list[str]) -> int:
     from spips_pyiqa.data.pyiqa_datasets import fr_dataset_names
 
     register()
-    args.only = args.only or (['leaderboard'] if args.pyiqa_datasets else list(SECTIONS))
+    args.only = args.only or (['leaderboard'] if args.pyiqa_datasets else list(DEFAULT_SECTIONS))
     args.metrics = args.metrics or list(LEADERBOARD_METRICS if args.only == ['leaderboard'] else DEFAULT_METRICS)
     unknown = [n for n in args.metrics if n not in pyiqa.list_models(metric_mode='FR')]
     if unknown:
@@ -368,8 +386,8 @@ def cli(argv: list[str]) -> int:
         names.append('lpips')  # the reference of every speed ratio
         _say('speed: lpips added as the reference of the speed ratios')
     start = time.perf_counter()
-    metrics = load_metrics(names)
-    selected = {n: metrics[n] for n in args.metrics}
+    metrics = load_metrics(names) if set(args.only) - {'scale'} else {}
+    selected = {n: metrics[n] for n in args.metrics if n in metrics}
     if 'agreement' in args.only:
         run_agreement(args, selected, cache)
     if 'human-heads' in args.only:
@@ -380,5 +398,7 @@ def cli(argv: list[str]) -> int:
         run_figures(args, selected, cache)
     if 'leaderboard' in args.only:
         run_leaderboard(args, selected, cache)
+    if 'scale' in args.only:
+        run_scale(args)
     _say(f'wrote {write_results_index(args.out)} ({time.perf_counter() - start:.0f} s)')
     return 0

@@ -39,6 +39,11 @@ Options YAML (pyiqa test-option style; see ``options/test_spips.yml``)::
     path:
       results_root: ~                # --out; default results/<name>
 
+Under ``torchrun --nproc_per_node=N -m spips_pyiqa evaluate ...`` each category's batches are dealt
+round-robin to the ranks (a batch holds the same items whatever the number of processes), the
+distances are gathered in batch order, and rank 0 alone prints and writes the tables: the same
+numbers as one process.
+
 Errors in the options, a missing BAPPS folder or meta-info, an unknown metric, an unusable
 checkpoint or images the metric refuses print one line and exit with status 2.
 
@@ -82,6 +87,14 @@ from spips_pyiqa.metrics.bapps_scores import (
     score_2afc_category,
     score_jnd_category,
     to_distance,
+)
+from spips_pyiqa.utils.distributed import (
+    DistInfo,
+    chunk_rounds,
+    close_distributed,
+    gather_from_ranks,
+    init_distributed,
+    local_device,
 )
 from spips_pyiqa.utils.weights import MissingWeightsError
 
@@ -217,7 +230,7 @@ def load_options(
     )
 
 
-def _create_metric(options: EvaluateOptions) -> torch.nn.Module:
+def _create_metric(options: EvaluateOptions, info: DistInfo = DistInfo()) -> torch.nn.Module:
     """``pyiqa.create_metric`` for a FR metric name, with the checkpoint if one is given."""
     full_reference = pyiqa.list_models(metric_mode='FR')
     if options.metric not in full_reference:
@@ -232,7 +245,7 @@ def _create_metric(options: EvaluateOptions) -> torch.nn.Module:
         kwargs['pretrained_model_path'] = str(options.pretrained_model_path)
     no_checkpoint = f'{options.metric} takes no pretrained_model_path (no weights to load)'
     try:
-        metric = pyiqa.create_metric(options.metric, device=options.device, **kwargs)
+        metric = pyiqa.create_metric(options.metric, device=local_device(options.device, info), **kwargs)
     except TypeError:  # an architecture without **kwargs refuses the keyword at once
         raise EvaluateError(no_checkpoint) from None
     # others (PSNR, SSIM, ...) keep unknown keywords and would fail only when scoring
@@ -256,8 +269,16 @@ def metric_distances(metric: torch.nn.Module, target: torch.Tensor, ref: torch.T
     return to_distance(scores, metric.lower_better)
 
 
-def _loader(spec: DatasetSpec, category: str) -> DataLoader:
-    """pyiqa's BAPPSDataset restricted to one category, in a DataLoader."""
+@dataclass(frozen=True)
+class _Shard:
+    """This rank's batches of one category: their indices among all batches, and their loader."""
+
+    batch_ids: list[int]
+    loader: DataLoader
+
+
+def _loader(spec: DatasetSpec, category: str, info: DistInfo = DistInfo()) -> _Shard:
+    """pyiqa's BAPPSDataset restricted to one category, batched, this rank's batches in a DataLoader."""
     if not spec.root.is_dir():
         raise EvaluateError(
             f'BAPPS root is not a folder: {spec.root} (set dataroot_target or --bapps-root)'
@@ -273,23 +294,27 @@ def _loader(spec: DatasetSpec, category: str) -> DataLoader:
             f'no BAPPS {spec.mode} {spec.phase} items for {category} in {spec.meta_dir}: '
             + PREPARE_HINT
         )
-    return DataLoader(
-        dataset, batch_size=spec.batch_size, shuffle=False, num_workers=spec.num_workers
-    )
+    size = spec.batch_size
+    batches = [list(range(start, min(start + size, len(dataset)))) for start in range(0, len(dataset), size)]
+    mine = [k for k in chunk_rounds(len(batches), info) if k is not None]
+    loader = DataLoader(dataset, batch_sampler=[batches[k] for k in mine], num_workers=spec.num_workers)
+    return _Shard(mine, loader)
 
 
 def _category_score(
-    metric: torch.nn.Module, mode: str, category: str, loader: DataLoader
+    metric: torch.nn.Module, mode: str, category: str, shard: _Shard, info: DistInfo = DistInfo()
 ) -> CategoryScore:
-    """Score one category: distances and judgments batch by batch, then the task's protocol."""
+    """Score one category: distances and judgments batch by batch (this rank's batches, gathered
+    from all ranks in batch order), then the task's protocol."""
     inputs = DISTANCE_INPUTS[mode]
-    columns: dict[str, list[NDArray]] = {key: [] for key in (*inputs, 'judgment')}
     desc = f'{metric.metric_name} {mode}/{category}'
-    for batch in tqdm(loader, desc=desc, file=sys.stderr, leave=False):
-        for key, (target, ref) in inputs.items():
-            columns[key].append(metric_distances(metric, batch[target], batch[ref]))
-        columns['judgment'].append(batch['mos_label'].double().reshape(-1).numpy())
-    data = {key: np.concatenate(parts) for key, parts in columns.items()}
+    parts = []
+    for k, batch in zip(shard.batch_ids, tqdm(shard.loader, desc=desc, file=sys.stderr, leave=False,
+                                              disable=not info.is_main)):
+        columns = {key: metric_distances(metric, batch[t], batch[r]) for key, (t, r) in inputs.items()}
+        parts.append((k, {**columns, 'judgment': batch['mos_label'].double().reshape(-1).numpy()}))
+    parts = sorted(part for rank_parts in gather_from_ranks(parts, info) for part in rank_parts)
+    data = {key: np.concatenate([columns[key] for _, columns in parts]) for key in (*inputs, 'judgment')}
     if mode == '2afc':
         return score_2afc_category(category, data['d0'], data['d1'], data['judgment'])
     return score_jnd_category(category, data['d'], data['judgment'])
@@ -302,19 +327,20 @@ def _average_row(rows: list[CategoryScore]) -> CategoryScore:
     return replace(rows[0], category='average', n=sum(row.n for row in rows), values=values)
 
 
-def evaluate(options: EvaluateOptions) -> list[CategoryScore]:
+def evaluate(options: EvaluateOptions, info: DistInfo = DistInfo()) -> list[CategoryScore]:
     """Score every category of every dataset block; each block ends with its ``average`` row.
 
-    All data is checked (by building its loaders) before the metric is created.
+    All data is checked (by building its loaders) before the metric is created. Under torchrun
+    (``info``) each rank scores its share of the batches; every rank returns all the scores.
     """
     loaders = [
-        (spec.mode, {category: _loader(spec, category) for category in spec.categories})
+        (spec.mode, {category: _loader(spec, category, info) for category in spec.categories})
         for spec in options.datasets
     ]
-    metric = _create_metric(options)
+    metric = _create_metric(options, info)
     scores: list[CategoryScore] = []
     for mode, by_category in loaders:
-        rows = [_category_score(metric, mode, c, loader) for c, loader in by_category.items()]
+        rows = [_category_score(metric, mode, c, shard, info) for c, shard in by_category.items()]
         scores += [*rows, _average_row(rows)]
     return scores
 
@@ -367,16 +393,24 @@ def cli(argv: list[str]) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     start = time.perf_counter()
+    info = DistInfo()
     try:
+        info = init_distributed('gloo')
         options = load_options(
             args.opt, args.metric, args.bapps_root, args.out, args.pretrained_model_path
         )
-        scores = evaluate(options)
-        csv_path, md_path, markdown = write_results(scores, options)
+        scores = evaluate(options, info)
+        written = write_results(scores, options) if info.is_main else None
     # ValueError: EvaluateError, CheckpointError, and images SPIPS refuses (e.g. under 64x64)
     except (ValueError, MissingWeightsError, OSError) as error:
-        print(f'error: {error}', file=sys.stderr)
+        close_distributed(wait=False)
+        if info.is_main:
+            print(f'error: {error}', file=sys.stderr)
         return 2
+    close_distributed()
+    if written is None:  # not rank 0: rank 0 prints and writes
+        return 0
+    csv_path, md_path, markdown = written
     print(markdown)
     print(f'wrote {csv_path} and {md_path} in {time.perf_counter() - start:.1f} s')
     return 0

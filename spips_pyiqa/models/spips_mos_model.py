@@ -15,7 +15,8 @@ pyiqa's ``GeneralIQAModel`` already trains a full-reference network on a ``Gener
   heads) and ``train.prior_opt: {strength: alpha}`` (:class:`~spips_pyiqa.losses.mos_losses.HeadsPrior`);
 - ``train.pairs_within_scene``: pairwise losses compare only images of the same reference;
 - a refused split when a scene is on both sides (:func:`~spips_pyiqa.data.mos_prepare.check_scene_split`);
-- non-negative heads and LPIPS's schedule (:class:`~spips_pyiqa.models.spips_training.SPIPSTrainingMixin`).
+- non-negative heads and LPIPS's schedule (:class:`~spips_pyiqa.models.spips_training.SPIPSTrainingMixin`);
+- training under ``torchrun`` (:class:`~spips_pyiqa.models.distributed_model.DistributedModelMixin`).
 
 References:
     Lao & Yu, "SPIPS", 2025, eqs. (9)-(12) (the heads and fusion that learn here).
@@ -36,6 +37,7 @@ from scipy import stats
 from spips_pyiqa.data.mos_prepare import MosDataError, check_scene_split
 from spips_pyiqa.data.pyiqa_datasets import score_is_badness
 from spips_pyiqa.losses.mos_losses import HeadsPrior
+from spips_pyiqa.models.distributed_model import DistributedModelMixin
 from spips_pyiqa.models.spips_training import SPIPSTrainingMixin
 
 __all__ = ['LabelOrientationWarning', 'SPIPSMOSModel', 'label_sign']
@@ -74,7 +76,7 @@ def _check_split(dataset_opt: dict) -> None:
 
 
 @MODEL_REGISTRY.register()
-class SPIPSMOSModel(SPIPSTrainingMixin, GeneralIQAModel):
+class SPIPSMOSModel(DistributedModelMixin, SPIPSTrainingMixin, GeneralIQAModel):
     """pyiqa's general IQA model for SPIPS on MOS data; see the module docstring."""
 
     def init_training_settings(self):

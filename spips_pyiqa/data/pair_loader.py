@@ -1,0 +1,83 @@
+"""Loading (target, reference) image files in chunks with a DataLoader, for scoring at scale.
+
+Pairs are cut into fixed-size chunks (``chunk k`` = pairs ``k*size .. (k+1)*size - 1``); a
+DataLoader item is one whole chunk, decoded by :func:`~spips_pyiqa.data.image_io.load_image` in
+worker processes (``num_workers``) ahead of use (``prefetch_factor``). A file that cannot be read
+does not raise in the worker (the DataLoader would re-raise it as a multi-line
+"Caught ... in DataLoader worker" error): its slot carries the error message instead, so the
+caller reports the first failure in pair order, exactly as a one-at-a-time loop would.
+Within a chunk, :func:`same_size_groups` batches the pairs whose images share a size.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from spips_pyiqa.data.image_io import ImageReadError, load_image
+
+__all__ = ['LoadedPair', 'PairChunks', 'chunk_loader', 'same_size_groups']
+
+
+@dataclass
+class LoadedPair:
+    """One pair of a chunk: its index in the pair list, and its images or why they are unreadable.
+
+    Shape:
+        target, ref: :math:`(1, 3, H, W)` in [0, 1] (``None`` when ``error`` is set).
+    """
+
+    index: int
+    target: torch.Tensor | None = None
+    ref: torch.Tensor | None = None
+    error: str | None = None
+
+
+class PairChunks(Dataset):
+    """Item ``k``: the :class:`LoadedPair` list of chunk ``k`` of ``pairs`` (given as indices)."""
+
+    def __init__(self, pairs: Sequence[tuple[Path, Path]], chunks: Sequence[Sequence[int]]):
+        self.pairs = list(pairs)
+        self.chunks = [list(chunk) for chunk in chunks]
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, k: int) -> list[LoadedPair]:
+        loaded = []
+        for index in self.chunks[k]:
+            target_path, ref_path = self.pairs[index]
+            try:
+                loaded.append(LoadedPair(index, load_image(target_path), load_image(ref_path)))
+            except ImageReadError as error:
+                loaded.append(LoadedPair(index, error=str(error)))
+        return loaded
+
+
+def _identity(item):
+    return item
+
+
+def chunk_loader(dataset: PairChunks, order: Sequence[int], num_workers: int, prefetch: int = 2) -> DataLoader:
+    """A DataLoader yielding the chunks ``order`` of ``dataset`` in that order, decoded ahead."""
+    workers = min(num_workers, len(order))
+    return DataLoader(
+        dataset,
+        batch_size=None,  # an item is already a whole chunk
+        sampler=list(order),
+        num_workers=workers,
+        prefetch_factor=prefetch if workers else None,
+        collate_fn=_identity,
+        persistent_workers=False,
+    )
+
+
+def same_size_groups(chunk: Sequence[LoadedPair]) -> list[list[LoadedPair]]:
+    """Readable pairs grouped by (target size, ref size), in order of first appearance."""
+    groups: dict[tuple, list[LoadedPair]] = {}
+    for pair in chunk:
+        if pair.error is None:
+            groups.setdefault((tuple(pair.target.shape), tuple(pair.ref.shape)), []).append(pair)
+    return list(groups.values())
