@@ -268,7 +268,8 @@ def traditional_maps(target: torch.Tensor, ref: torch.Tensor, kernel: torch.Tens
     chunk = max(1, CPU_CHUNK_PIXELS // (height * width)) if target.device.type == 'cpu' else batch
     if chunk >= batch:
         return _traditional_maps(target, ref, kernel)
-    parts = [_traditional_maps(target[i : i + chunk], ref[i : i + chunk], kernel) for i in range(0, batch, chunk)]
+    # split (not slices): its backward concatenates the chunks' gradients once
+    parts = [_traditional_maps(t, r, kernel) for t, r in zip(target.split(chunk), ref.split(chunk))]
     return torch.cat(parts)
 
 
