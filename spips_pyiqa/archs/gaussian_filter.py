@@ -165,10 +165,13 @@ def _tiled_adjoint(grad: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     tiles = grad.view(planes, rows.blocks, block, cols.blocks, block).transpose(2, 3)
     tiles = tiles.reshape(-1, block, block)  # (block_h, block_w) tiles, as pass 2 wrote them
     windows = torch.matmul(cols.matrix, tiles.transpose(1, 2))  # (window, block_h) per tile
-    y = grad.new_zeros(planes * rows.blocks, width, block)
+    del grad, tiles  # free buffers as soon as they are used: the peak memory of a loss step
+    y = windows.new_zeros(planes * rows.blocks, width, block)
     y.index_add_(1, cols.index, windows.view(planes * rows.blocks, -1, block))
+    del windows
     windows = torch.matmul(rows.matrix, y.transpose(1, 2))  # (window, W) per block of rows
-    x = grad.new_zeros(planes, height, width)
+    del y
+    x = windows.new_zeros(planes, height, width)
     x.index_add_(1, rows.index, windows.view(planes, -1, width))
     return x.view(batch, channels, height, width)
 

@@ -67,7 +67,8 @@ LUMA_OFFSET = 16.0
 
 @lru_cache(maxsize=16)
 def _luma_weights(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    return torch.tensor([LUMA_WEIGHTS], dtype=dtype, device=device)
+    # float32 constants first, as pyiqa's rgb2ycbcr has them (also when computing in float64)
+    return torch.tensor([LUMA_WEIGHTS], dtype=torch.float32).to(device=device, dtype=dtype)
 
 
 def luma(image: torch.Tensor) -> torch.Tensor:
