@@ -117,33 +117,27 @@ def filter_method(size: int, device: torch.device) -> str:
     return 'banded' if size <= BANDED_MAX_SIZE else 'conv'
 
 
-def _banded_matrices(x: torch.Tensor, kernel: torch.Tensor):
-    height, width = x.shape[-2:]
-    rows = _cached('banded', kernel, height, x, lambda: banded_filter_matrix(height, kernel.to(x)))
-    cols = _cached('banded', kernel, width, x, lambda: banded_filter_matrix(width, kernel.to(x)))
-    return rows, cols
+def _per_axis(build: Callable, x: torch.Tensor, kernel: torch.Tensor) -> tuple:
+    """``build(size, kernel)`` for the height and the width of ``x``, cached."""
+    return tuple(
+        _cached(build.__name__, kernel, size, x, lambda size=size: build(size, kernel.to(x)))
+        for size in x.shape[-2:]
+    )
 
 
 def _banded(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    rows, cols = _banded_matrices(x, kernel)
+    rows, cols = _per_axis(banded_filter_matrix, x, kernel)
     return rows @ x @ cols.T
 
 
 def _banded_adjoint(grad: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    rows, cols = _banded_matrices(grad, kernel)
+    rows, cols = _per_axis(banded_filter_matrix, grad, kernel)
     return rows.T @ grad @ cols
-
-
-def _tile_plans(x: torch.Tensor, kernel: torch.Tensor):
-    height, width = x.shape[-2:]
-    rows = _cached('tile', kernel, height, x, lambda: tile_plan(height, kernel.to(x)))
-    cols = _cached('tile', kernel, width, x, lambda: tile_plan(width, kernel.to(x)))
-    return rows, cols
 
 
 def _tiled(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     batch, channels, height, width = x.shape
-    rows, cols = _tile_plans(x, kernel)
+    rows, cols = _per_axis(tile_plan, x, kernel)
     window, block = rows.matrix.shape
     # Pass 1 (along H): per block of rows, (W, window) @ (window, block) -> (W, block), transposed.
     gathered = x.reshape(batch * channels, height, width).index_select(1, rows.index)
@@ -158,7 +152,7 @@ def _tiled(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 def _tiled_adjoint(grad: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """The transpose of :func:`_tiled`: its steps backwards, gathers becoming scatter-adds."""
     batch, channels, height, width = grad.shape
-    rows, cols = _tile_plans(grad, kernel)
+    rows, cols = _per_axis(tile_plan, grad, kernel)
     window, block = rows.matrix.shape
     planes = batch * channels
     grad = F.pad(grad.reshape(planes, height, width), (0, cols.blocks * block - width, 0, rows.blocks * block - height))
