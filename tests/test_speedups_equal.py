@@ -1,7 +1,8 @@
 """The optimised SPIPS paths equal a straightforward computation of the same equations.
 
-Every speed-up (tiled/banded filtering and its hand-written adjoint, the matrix caches, the fused
-statistics, the hand-written SSIM backward, chunking, one backbone pass per image) is compared with
+Every speed-up (tiled/banded filtering and its hand-written adjoint, the matrix caches, resizing by
+matrices, the fused statistics, the hand-written SSIM backward, chunking, one backbone pass per
+image) is compared with
 plain, obviously-correct code written here: replicate padding + 2-D convolution, pyiqa's
 ``to_y_channel``, autograd everywhere. Comparisons run in float64 where the code allows it, so the
 tolerances are tight (a wrong index or a wrong derivative is off by orders of magnitude more); the
@@ -20,6 +21,7 @@ from spips_pyiqa import SPIPS
 from spips_pyiqa.archs import gaussian_filter as filtering
 from spips_pyiqa.archs import traditional_maps as tm
 from spips_pyiqa.archs.deep_features import SEMANTIC_LAYERS
+from spips_pyiqa.archs.resize import resize_bilinear
 from spips_pyiqa.data.distortions import PHOTOS, distort, photo
 
 
@@ -125,6 +127,15 @@ def test_filter_method_is_chosen_per_device_and_size():
     cpu, cuda = torch.device('cpu'), torch.device('cuda')
     assert filtering.filter_method(64, cpu) == 'banded' and filtering.filter_method(256, cpu) == 'tiled'
     assert filtering.filter_method(1024, cuda) == 'banded' and filtering.filter_method(4096, cuda) == 'conv'
+
+
+@pytest.mark.parametrize('size, out', [((32, 32), (64, 64)), ((34, 47), (67, 93)), ((3, 6), (67, 93)), ((1, 2), (64, 70))])
+def test_resize_equals_interpolate(size, out):
+    x = torch.rand(2, 1, *size, dtype=torch.float64, requires_grad=True)
+    ours, theirs = resize_bilinear(x, out), F.interpolate(x, size=out, mode='bilinear', align_corners=False)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+    upstream = torch.rand(ours.shape, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad(ours, x, upstream)[0], torch.autograd.grad(theirs, x, upstream)[0], rtol=1e-12, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- traditional maps

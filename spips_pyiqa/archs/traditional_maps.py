@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from spips_pyiqa.archs.gaussian_filter import gaussian_filter
+from spips_pyiqa.archs.resize import resize_bilinear
 
 MS_SSIM_SCALES = 5
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -104,7 +105,8 @@ def local_statistics(pair: torch.Tensor, kernel: torch.Tensor, extra: Optional[t
         - extra: :math:`(N, E, H, W)` or ``None``.
         - Output: :math:`(N, 5 + E, H, W)`.
     """
-    planes = [pair, pair * pair, pair[:, :1] * pair[:, 1:]]
+    x, y = pair.unbind(dim=1)  # unbind, not slices: one cheap node in the backward
+    planes = [pair, pair * pair, (x * y).unsqueeze(1)]
     if extra is not None:
         planes.append(extra)
     return gaussian_filter(torch.cat(planes, dim=1), kernel)
@@ -210,7 +212,7 @@ def _similarity_to_distance(similarity: torch.Tensor, size) -> torch.Tensor:
     """``1 - clip(similarity, 0, 1)``, bilinearly resized to ``size`` when needed (eqs. 2-3)."""
     distance = 1.0 - similarity.clamp(0.0, 1.0)
     if distance.shape[-2:] != tuple(size):
-        distance = F.interpolate(distance, size=size, mode='bilinear', align_corners=False)
+        distance = resize_bilinear(distance, tuple(size))
     return distance
 
 
