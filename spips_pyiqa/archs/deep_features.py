@@ -51,7 +51,7 @@ def normalize_channels(features: torch.Tensor, eps: float = 1e-10) -> torch.Tens
         - features: :math:`(N, C, H, W)`.
         - Output: :math:`(N, C, H, W)`.
     """
-    return features * torch.rsqrt(features.pow(2).sum(dim=1, keepdim=True) + eps**2)
+    return features * torch.rsqrt((features * features).sum(dim=1, keepdim=True) + eps**2)
 
 
 def backbone_channels(net: str) -> Tuple[int, ...]:
@@ -106,9 +106,17 @@ class DeepFeatureDistances(nn.Module):
             - target, ref: :math:`(N, 3, H, W)` in [0, 1].
             - Output: two lists of :math:`(N, C_l, H_l, W_l)` tensors, layers in depth order.
         """
-        images = self.scaling(torch.cat([target, ref]) * 2 - 1)
         diffs = []
-        for features in self.backbone(images):
-            features_target, features_ref = normalize_channels(features).chunk(2)
-            diffs.append((features_target - features_ref).pow(2))
+        for features_target, features_ref in zip(self.features(target), self.features(ref)):
+            difference = normalize_channels(features_target) - normalize_channels(features_ref)
+            diffs.append(difference * difference)  # = pow(2), with a cheaper backward
         return diffs[:-SEMANTIC_LAYERS], diffs[-SEMANTIC_LAYERS:]
+
+    def features(self, image: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        r"""Backbone features of one batch at the ``L`` tapped layers (LPIPS input scaling).
+
+        Shape:
+            - image: :math:`(N, 3, H, W)` in [0, 1].
+            - Output: ``L`` tensors :math:`(N, C_l, H_l, W_l)`.
+        """
+        return tuple(self.backbone(self.scaling(image * 2 - 1)))

@@ -14,6 +14,7 @@ the score and warns once per process with :class:`InputRangeWarning`; SPIPS stay
 differentiable for any finite input.
 """
 
+import math
 import warnings
 
 import torch
@@ -64,9 +65,10 @@ def _check_values(name: str, image: torch.Tensor) -> None:
     """Finite values (else ValueError) in [0, 1] (else :class:`InputRangeWarning`); one sync."""
     if image.numel() == 0 or image.is_meta:
         return
-    low, high = torch.aminmax(image.detach())
-    finite, low, high = torch.stack([torch.isfinite(image.detach()).all().float(), low.float(), high.float()]).tolist()
-    if not finite:
+    # One pass: NaN propagates to both extremes and an infinity is one, so finite extremes mean
+    # finite values.
+    low, high = (float(v) for v in torch.stack(torch.aminmax(image.detach())).tolist())
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f'{name} contains NaN or Inf values')
     if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
         warnings.warn(  # constant text: Python shows it once per process, not at every loss step

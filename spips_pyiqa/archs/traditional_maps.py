@@ -15,7 +15,7 @@ What differs from pyiqa's ``ssim``/``ms_ssim`` (which return pooled values over 
 convolution and need about 176 px for 5 scales): statistics are computed with a separable Gaussian
 window and replicate ("same") padding, so every scale of a 64x64 BAPPS patch still yields a map and
 the number of channels never depends on the input size. SSIM and MS-SSIM are computed on luma (pyiqa's
-``to_y_channel``, YCbCr) in the [0, 1] range without pyiqa's 8-bit rounding, which would stop
+``to_y_channel``, YCbCr; :func:`luma`) in the [0, 1] range without pyiqa's 8-bit rounding, which would stop
 gradients; PSNR uses the local mean squared error over the RGB channels, so colour shifts count.
 
 References:
@@ -26,11 +26,15 @@ References:
     Asilomar 2003 (5 scales, weights 0.0448, 0.2856, 0.3001, 0.2363, 0.1333).
 """
 
-from typing import NamedTuple
+from functools import lru_cache
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from pyiqa.utils.color_util import to_y_channel
+from torch.autograd.function import once_differentiable
+
+from spips_pyiqa.archs.gaussian_filter import gaussian_filter
+from spips_pyiqa.archs.resize import resize_bilinear
 
 MS_SSIM_SCALES = 5
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -41,6 +45,9 @@ PSNR_MAX_DB = 50.0
 #: Floor of the local MSE, so the log stays finite (and its gradient too) at target == reference.
 MSE_FLOOR = 1e-10
 _K1, _K2 = 0.01, 0.03
+#: On CPU, :func:`traditional_maps` works on chunks of about this many pixels (two 256 px images):
+#: measured faster than whole batches, whose intermediates overflow the caches.
+CPU_CHUNK_PIXELS = 2**17
 
 
 def gaussian_kernel_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -54,49 +61,30 @@ def gaussian_kernel_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     return (kernel / kernel.sum()).float()
 
 
-#: Up to this image side, filtering is two matrix products (faster on CPU, see gaussian_filter).
-BANDED_MAX_SIZE = 2048
+#: BT.601 luma row of pyiqa's ``rgb2ycbcr`` (8-bit scale): ``Y = (w . rgb + 16) / 255``.
+LUMA_WEIGHTS = (65.481, 128.553, 24.966)
+LUMA_OFFSET = 16.0
 
 
-def banded_filter_matrix(size: int, kernel: torch.Tensor) -> torch.Tensor:
-    r"""Matrix ``B`` with ``B @ v`` = ``v`` filtered by ``kernel`` under replicate padding.
-
-    Row ``i`` holds the kernel centred on ``i``; taps falling outside ``[0, size)`` are added to the
-    border element, which is exactly what replicate padding does.
-
-    Shape:
-        Output: :math:`(\text{size}, \text{size})`.
-    """
-    radius = kernel.numel() // 2
-    rows = torch.arange(size, device=kernel.device).repeat_interleave(kernel.numel())
-    offsets = torch.arange(-radius, radius + 1, device=kernel.device).repeat(size)
-    matrix = torch.zeros(size, size, dtype=kernel.dtype, device=kernel.device)
-    return matrix.index_put_((rows, (rows + offsets).clamp(0, size - 1)), kernel.repeat(size), accumulate=True)
+@lru_cache(maxsize=16)
+def _luma_weights(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    # float32 constants first, as pyiqa's rgb2ycbcr has them (also when computing in float64)
+    return torch.tensor([LUMA_WEIGHTS], dtype=torch.float32).to(device=device, dtype=dtype)
 
 
-def gaussian_filter(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    r"""Separable, same-size Gaussian filtering with replicate padding, per channel.
+def luma(image: torch.Tensor) -> torch.Tensor:
+    r"""Luma in [0, 1], equal (to float rounding) to pyiqa's ``to_y_channel(image, 1.0, 'ycbcr')``.
 
-    Replicate padding works for any size, even maps smaller than the window (coarse MS-SSIM scales
-    of 64 px patches). Up to :data:`BANDED_MAX_SIZE` px the two 1-D passes are products with banded
-    matrices, ``B_H X B_W^T``, which BLAS runs 1.3-4x faster on CPU than depthwise convolutions
-    (measured in ``benchmark_results/``); above it, where a product's cost per pixel (the side
-    length) outgrows the window's, two grouped 1-D convolutions. Both give the same result to
-    float32 rounding.
+    pyiqa computes all three YCbCr channels of a channels-last copy and keeps one; here one
+    batched matrix-vector product computes Y alone.
 
     Shape:
-        - x: :math:`(N, C, H, W)`.
-        - kernel: :math:`(k,)`, ``k`` odd.
-        - Output: :math:`(N, C, H, W)`.
+        - image: :math:`(N, 3, H, W)`.
+        - Output: :math:`(N, 1, H, W)`.
     """
-    kernel = kernel.to(x)
-    height, width = x.shape[-2:]
-    if max(height, width) <= BANDED_MAX_SIZE:
-        return banded_filter_matrix(height, kernel) @ x @ banded_filter_matrix(width, kernel).T
-    channels, pad = x.shape[1], kernel.numel() // 2
-    x = F.pad(x, (pad, pad, pad, pad), mode='replicate')
-    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    batch, _, height, width = image.shape
+    y = torch.matmul(_luma_weights(image.device, image.dtype), image.reshape(batch, 3, height * width))
+    return ((y + LUMA_OFFSET) / 255.0).view(batch, 1, height, width)
 
 
 class SSIMComponents(NamedTuple):
@@ -106,22 +94,104 @@ class SSIMComponents(NamedTuple):
     contrast_structure: torch.Tensor
 
 
+def local_statistics(pair: torch.Tensor, kernel: torch.Tensor, extra: Optional[torch.Tensor] = None) -> torch.Tensor:
+    r"""Gaussian-weighted local moments of an image pair, all in one filtering call.
+
+    Channels of the output: :math:`\mu_x, \mu_y, E[x^2], E[y^2], E[xy]`, then the filtered
+    ``extra`` channels (SPIPS passes the squared error of eq. 1, so one call serves PSNR too).
+
+    Shape:
+        - pair: :math:`(N, 2, H, W)`, ``x`` then ``y``.
+        - extra: :math:`(N, E, H, W)` or ``None``.
+        - Output: :math:`(N, 5 + E, H, W)`.
+    """
+    x, y = pair.unbind(dim=1)  # unbind, not slices: one cheap node in the backward
+    planes = [pair, pair * pair, (x * y).unsqueeze(1)]
+    if extra is not None:
+        planes.append(extra)
+    return gaussian_filter(torch.cat(planes, dim=1), kernel)
+
+
+class _SSIMTerms(torch.autograd.Function):
+    r"""``l`` and ``cs`` from the moments as one autograd node with a hand-written backward.
+
+    With :math:`A_1 = 2\mu_x\mu_y + C_1`, :math:`B_1 = \mu_x^2 + \mu_y^2 + C_1`,
+    :math:`A_2 = 2(E[xy] - \mu_x\mu_y) + C_2`, :math:`B_2 = E[x^2] - \mu_x^2 + E[y^2] - \mu_y^2 + C_2`,
+    ``l = A1 / B1`` and ``cs = A2 / B2``:
+    :math:`\partial l/\partial\mu_x = 2(\mu_y - l\mu_x)/B_1`,
+    :math:`\partial cs/\partial\mu_x = 2(cs\,\mu_x - \mu_y)/B_2`,
+    :math:`\partial cs/\partial E[x^2] = -cs/B_2`, :math:`\partial cs/\partial E[xy] = 2/B_2`
+    (symmetric in x and y). About half the work of autograd's dozen nodes.
+    """
+
+    @staticmethod
+    def forward(ctx, stats: torch.Tensor):
+        c1, c2 = _K1**2, _K2**2
+        means, squares, product = stats.split([2, 2, 1], dim=1)
+        mu_x, mu_y = means.unbind(dim=1)
+        mu_xy = (mu_x * mu_y).unsqueeze(1)
+        mu_squared = means * means
+        luminance_den = mu_squared.sum(dim=1, keepdim=True) + c1
+        luminance = (2 * mu_xy + c1) / luminance_den
+        contrast_den = (squares - mu_squared).sum(dim=1, keepdim=True) + c2
+        contrast_structure = (2 * (product - mu_xy) + c2) / contrast_den
+        ctx.save_for_backward(means, luminance, luminance_den, contrast_structure, contrast_den)
+        return luminance, contrast_structure
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_luminance: torch.Tensor, grad_contrast: torch.Tensor):
+        means, luminance, luminance_den, contrast_structure, contrast_den = ctx.saved_tensors
+        per_luminance = grad_luminance / luminance_den
+        per_contrast = grad_contrast / contrast_den
+        swapped = means.flip(1)  # (mu_y, mu_x)
+        grad_means = per_luminance * (swapped - luminance * means) + per_contrast * (contrast_structure * means - swapped)
+        grad_squares = -per_contrast * contrast_structure
+        return torch.cat([2 * grad_means, grad_squares, grad_squares, 2 * per_contrast], dim=1)
+
+
+def components_from_statistics(stats: torch.Tensor) -> SSIMComponents:
+    r"""SSIM's ``l`` and ``cs`` maps for data range 1 from the moments of :func:`local_statistics`.
+
+    Shape:
+        - stats: :math:`(N, 5, H, W)`: :math:`\mu_x, \mu_y, E[x^2], E[y^2], E[xy]`.
+        - Output: two tensors of shape :math:`(N, 1, H, W)`.
+    """
+    return SSIMComponents(*_SSIMTerms.apply(stats))
+
+
 def ssim_components(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor) -> SSIMComponents:
     r"""Same-size maps of SSIM's ``l`` and ``cs`` terms for data range 1 (the factors of eq. 2).
 
-    The five local statistics are filtered in one grouped convolution.
+    The five local statistics are filtered in one call (:func:`local_statistics`).
 
     Shape:
         - x, y: :math:`(N, 1, H, W)` in [0, 1].
         - Output: two tensors of shape :math:`(N, 1, H, W)`.
     """
-    c1, c2 = _K1**2, _K2**2
-    stats = gaussian_filter(torch.cat([x, y, x * x, y * y, x * y], dim=1), kernel)
-    mu_x, mu_y, xx, yy, xy = stats.unbind(dim=1)
-    mu_xy, mu_xx, mu_yy = mu_x * mu_y, mu_x * mu_x, mu_y * mu_y
-    luminance = (2 * mu_xy + c1) / (mu_xx + mu_yy + c1)
-    contrast_structure = (2 * (xy - mu_xy) + c2) / ((xx - mu_xx) + (yy - mu_yy) + c2)
-    return SSIMComponents(luminance.unsqueeze(1), contrast_structure.unsqueeze(1))
+    return components_from_statistics(local_statistics(torch.cat([x, y], dim=1), kernel))
+
+
+def squared_error(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r"""Per-pixel squared error averaged over channels (what eq. 1's local MSE filters).
+
+    Shape:
+        - x, y: :math:`(N, C, H, W)`.
+        - Output: :math:`(N, 1, H, W)`.
+    """
+    difference = x - y
+    return (difference * difference).mean(dim=1, keepdim=True)
+
+
+def psnr_distance_from_mse(local_mse: torch.Tensor) -> torch.Tensor:
+    r"""Eq. (1) from the local MSE: ``1 - clip(10 log10(1 / max(MSE, MSE_FLOOR)) / PSNR_MAX_DB, 0, 1)``.
+
+    Shape:
+        - local_mse: :math:`(N, 1, H, W)`.
+        - Output: :math:`(N, 1, H, W)` in [0, 1].
+    """
+    psnr = -10.0 * torch.log10(local_mse.clamp_min(MSE_FLOOR))
+    return 1.0 - (psnr / PSNR_MAX_DB).clamp(0.0, 1.0)
 
 
 def psnr_distance_map(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -135,17 +205,36 @@ def psnr_distance_map(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor) ->
         - x, y: :math:`(N, C, H, W)` in [0, 1].
         - Output: :math:`(N, 1, H, W)` in [0, 1].
     """
-    mse = gaussian_filter((x - y).pow(2).mean(dim=1, keepdim=True), kernel)
-    psnr = -10.0 * torch.log10(mse.clamp_min(MSE_FLOOR))
-    return 1.0 - (psnr / PSNR_MAX_DB).clamp(0.0, 1.0)
+    return psnr_distance_from_mse(gaussian_filter(squared_error(x, y), kernel))
 
 
 def _similarity_to_distance(similarity: torch.Tensor, size) -> torch.Tensor:
     """``1 - clip(similarity, 0, 1)``, bilinearly resized to ``size`` when needed (eqs. 2-3)."""
     distance = 1.0 - similarity.clamp(0.0, 1.0)
     if distance.shape[-2:] != tuple(size):
-        distance = F.interpolate(distance, size=size, mode='bilinear', align_corners=False)
+        distance = resize_bilinear(distance, tuple(size))
     return distance
+
+
+def _ssim_distance_maps(
+    pair: torch.Tensor, kernel: torch.Tensor, extra: Optional[torch.Tensor] = None
+) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
+    """The maps of :func:`ssim_distance_maps` (as a list) and ``extra`` filtered at scale 1."""
+    size = pair.shape[-2:]
+    maps, filtered_extra = [], None
+    for scale in range(MS_SSIM_SCALES):
+        if scale > 0:
+            pair = F.avg_pool2d(pair, kernel_size=2, ceil_mode=True)
+        stats = local_statistics(pair, kernel, extra if scale == 0 else None)
+        if scale == 0 and extra is not None:
+            stats, filtered_extra = stats.split([5, extra.shape[1]], dim=1)
+        luminance, contrast_structure = components_from_statistics(stats)
+        if scale == 0:
+            maps.append(_similarity_to_distance(luminance * contrast_structure, size))
+        last = scale == MS_SSIM_SCALES - 1
+        term = luminance * contrast_structure if last else contrast_structure
+        maps.append(_similarity_to_distance(term, size))
+    return maps, filtered_extra
 
 
 def ssim_distance_maps(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -160,23 +249,17 @@ def ssim_distance_maps(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor) -
         - x, y: :math:`(N, 1, H, W)` luma in [0, 1].
         - Output: :math:`(N, 1 + S, H, W)`: SSIM distance, then MS-SSIM distance per scale.
     """
-    size = x.shape[-2:]
-    maps = []
-    for scale in range(MS_SSIM_SCALES):
-        if scale > 0:
-            x = F.avg_pool2d(x, kernel_size=2, ceil_mode=True)
-            y = F.avg_pool2d(y, kernel_size=2, ceil_mode=True)
-        luminance, contrast_structure = ssim_components(x, y, kernel)
-        if scale == 0:
-            maps.append(_similarity_to_distance(luminance * contrast_structure, size))
-        last = scale == MS_SSIM_SCALES - 1
-        term = luminance * contrast_structure if last else contrast_structure
-        maps.append(_similarity_to_distance(term, size))
-    return torch.cat(maps, dim=1)
+    return torch.cat(_ssim_distance_maps(torch.cat([x, y], dim=1), kernel)[0], dim=1)
 
 
 def traditional_maps(target: torch.Tensor, ref: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     r"""Stack of the traditional distance maps of eqs. (1)-(3).
+
+    Equal to ``cat([psnr_distance_map(target, ref), ssim_distance_maps(luma(target), luma(ref))])``
+    but faster: the squared error of eq. (1) is filtered in the same call as the first SSIM scale's
+    moments, both lumas are pooled together, and on CPU the batch is processed
+    :data:`CPU_CHUNK_PIXELS` pixels at a time, so that a chunk's intermediates stay in the cache
+    (images are independent: the result is the same).
 
     Shape:
         - target, ref: :math:`(N, 3, H, W)` in [0, 1].
@@ -184,9 +267,16 @@ def traditional_maps(target: torch.Tensor, ref: torch.Tensor, kernel: torch.Tens
         - Output: :math:`(N, 7, H, W)` in [0, 1]: PSNR, SSIM, MS-SSIM scales 1..5; all zero where
           ``target == ref``.
     """
-    luma_target = to_y_channel(target, 1.0, 'ycbcr')
-    luma_ref = to_y_channel(ref, 1.0, 'ycbcr')
-    return torch.cat(
-        [psnr_distance_map(target, ref, kernel), ssim_distance_maps(luma_target, luma_ref, kernel)],
-        dim=1,
-    )
+    batch, _, height, width = target.shape
+    chunk = max(1, CPU_CHUNK_PIXELS // (height * width)) if target.device.type == 'cpu' else batch
+    if chunk >= batch:
+        return _traditional_maps(target, ref, kernel)
+    # split (not slices): its backward concatenates the chunks' gradients once
+    parts = [_traditional_maps(t, r, kernel) for t, r in zip(target.split(chunk), ref.split(chunk))]
+    return torch.cat(parts)
+
+
+def _traditional_maps(target: torch.Tensor, ref: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    pair = torch.cat([luma(target), luma(ref)], dim=1)
+    maps, local_mse = _ssim_distance_maps(pair, kernel, extra=squared_error(target, ref))
+    return torch.cat([psnr_distance_from_mse(local_mse), *maps], dim=1)

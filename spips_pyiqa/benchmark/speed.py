@@ -10,6 +10,10 @@ hits all metrics alike. Per repetition the ratio ``time(metric) / time(lpips)`` 
 gives images/second from the median time (and the best, min) and the median ratio. On CUDA the
 device is synchronised before reading the clock.
 
+Loss: the same interleaved timing of one training step's metric work, ``metric.net(x, ref).mean()``
+and its backward to ``x`` (a fresh copy of the target that requires grad), as a loss built with
+``create_metric(..., as_loss=True)`` does; rows ``NAME (loss)``, relative to ``lpips (loss)``.
+
 Memory on CPU: torch's allocations are invisible to ``tracemalloc``, so each (metric, size) runs in
 its own subprocess (``python -m spips_pyiqa.benchmark.speed --child``), which loads the metric and
 the inputs, notes its resident set (``VmRSS``), resets the kernel's high-water mark
@@ -19,7 +23,8 @@ call needs on top of the loaded model and inputs (first call, allocator caches i
 peak* is the whole process' maximum RSS (Python, torch, model, inputs, call). Where
 ``clear_refs`` is refused, ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` is used instead and the
 method column says so. On CUDA: ``torch.cuda.max_memory_allocated`` during the call minus the
-memory allocated before it.
+memory allocated before it. ``x lpips`` columns divide by lpips' inference peak; ``NAME (loss)``
+rows measure a forward + backward step the same way.
 """
 
 import argparse
@@ -43,6 +48,7 @@ from spips_pyiqa.data.distortions import PHOTOS, distort, photo
 __all__ = [
     'SIZES',
     'component_times',
+    'loss_step',
     'memory_child',
     'profile_table',
     'speed_inputs',
@@ -92,6 +98,23 @@ def speed_inputs(size: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _synchronize(device: torch.device) -> None:
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
+
+
+LOSS_SUFFIX = ' (loss)'
+
+
+def loss_step(metric, target: torch.Tensor, ref: torch.Tensor) -> Callable[[], None]:
+    """One training step's work for ``metric`` as a loss: forward on a target that requires grad,
+    mean over the batch, backward (what ``create_metric(name, as_loss=True)`` runs, minus pyiqa's
+    input assertions)."""
+    net = getattr(metric, 'net', metric)
+
+    def step() -> None:
+        with torch.enable_grad():
+            x = target.detach().clone().requires_grad_(True)
+            net(x, ref).mean().backward()
+
+    return step
 
 
 def time_interleaved(
@@ -159,8 +182,9 @@ def _reset_peak() -> bool:
         return False
 
 
-def memory_child(name: str, size: int, batch: int, device: str = 'cpu') -> dict[str, object]:
-    """Run in a fresh process: peak memory of one ``name`` call on a ``size``/``batch`` input."""
+def memory_child(name: str, size: int, batch: int, device: str = 'cpu', loss: bool = False) -> dict[str, object]:
+    """Run in a fresh process: peak memory of one ``name`` call on a ``size``/``batch`` input
+    (with ``loss``: of one :func:`loss_step`)."""
     import gc
 
     import pyiqa
@@ -170,13 +194,14 @@ def memory_child(name: str, size: int, batch: int, device: str = 'cpu') -> dict[
     register()
     metric = pyiqa.create_metric(name, device=torch.device(device))
     target, ref = (x.to(device) for x in speed_inputs(size, batch))
+    step = loss_step(metric, target, ref) if loss else lambda: metric(target, ref)
     gc.collect()
     if device.startswith('cuda'):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
         with torch.no_grad():
-            metric(target, ref)
+            step()
         torch.cuda.synchronize()
         extra = torch.cuda.max_memory_allocated() - before
         return {'inference_mib': extra / 2**20, 'process_mib': None, 'method': 'cuda max_memory_allocated'}
@@ -184,7 +209,7 @@ def memory_child(name: str, size: int, batch: int, device: str = 'cpu') -> dict[
     before = _proc_status_kib('VmRSS')
     reset = _reset_peak() and before is not None
     with torch.no_grad():
-        metric(target, ref)
+        step()
     if reset:
         peak = _proc_status_kib('VmHWM')
         method = 'VmHWM after clear_refs - VmRSS'
@@ -199,9 +224,9 @@ def memory_child(name: str, size: int, batch: int, device: str = 'cpu') -> dict[
     }
 
 
-def _measure_memory(name: str, size: int, batch: int, device: str) -> dict[str, object]:
+def _measure_memory(name: str, size: int, batch: int, device: str, loss: bool = False) -> dict[str, object]:
     command = [sys.executable, '-m', 'spips_pyiqa.benchmark.speed', '--child', name, str(size),
-               str(batch), '--device', device]
+               str(batch), '--device', device] + (['--loss'] if loss else [])
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith('{')]
     if done.returncode != 0 or not lines:
@@ -222,23 +247,35 @@ def speed_tables(
     repeats: int,
     memory: bool,
     environment: str,
+    loss: bool = True,
 ) -> tuple[list[Table], dict]:
-    """Time (and memory) of every metric at every :data:`SIZES` setting on ``device``.
+    """Time (and memory) of every metric at every :data:`SIZES` setting on ``device``, as a metric
+    (no grad) and, with ``loss``, as a loss (forward + backward, rows ``NAME (loss)``).
 
-    Returns the tables and the raw measurements ``{(size, batch): {'times', 'ratios', 'memory'}}``.
+    Returns the tables and the raw measurements ``{(size, batch): {'times', 'ratios', 'memory'}}``,
+    loss measurements under the row names ``NAME (loss)``.
     """
     raw = {}
+    rows = list(metrics) + ([name + LOSS_SUFFIX for name in metrics] if loss else [])
     for size, batch in SIZES:
         target, ref = (x.to(device) for x in speed_inputs(size, batch))
         calls = {name: (lambda m=m, t=target, r=ref: m(t, r)) for name, m in metrics.items()}
         times = time_interleaved(calls, repeats, device, desc=f'{device.type} {size}px')
-        raw[(size, batch)] = {'times': times, 'ratios': _ratios(times, REFERENCE), 'memory': {}}
+        ratios = _ratios(times, REFERENCE)
+        if loss:
+            steps = {name + LOSS_SUFFIX: loss_step(m, target, ref) for name, m in metrics.items()}
+            loss_times = time_interleaved(steps, repeats, device, desc=f'{device.type} {size}px loss')
+            times.update(loss_times)
+            ratios.update(_ratios(loss_times, REFERENCE + LOSS_SUFFIX))
+        raw[(size, batch)] = {'times': times, 'ratios': ratios, 'memory': {}}
     if memory:
-        jobs = [(name, size, batch) for size, batch in SIZES for name in metrics]
+        jobs = [(name, size, batch) for size, batch in SIZES for name in rows]
         for name, size, batch in tqdm(jobs, desc=f'memory {device.type}', file=sys.stderr):
             if isinstance(raw[(size, batch)]['times'][name], str):
                 continue
-            raw[(size, batch)]['memory'][name] = _measure_memory(name, size, batch, str(device))
+            metric_name = name.removesuffix(LOSS_SUFFIX)
+            raw[(size, batch)]['memory'][name] = _measure_memory(
+                metric_name, size, batch, str(device), loss=name.endswith(LOSS_SUFFIX))
     labels = [_size_label(*setting) for setting in SIZES]
     time_table = Table(
         title=f'Speed on {device.type.upper()}: images/second (median, best) and time relative to lpips',
@@ -249,38 +286,44 @@ def speed_tables(
             'after a warm-up call; `x lpips` = median over repetitions of time(metric) / time(lpips) '
             f'in the same repetition (above 1: slower than pyiqa\'s lpips). `{FAILED}`: the metric '
             'raises at that size.',
+            '`NAME (loss)` rows: one forward + backward step to the target (`metric.net(x, ref).mean()'
+            '.backward()`, what `create_metric(NAME, as_loss=True)` runs), relative to `lpips (loss)`.',
         ],
         digits=2,
     )
     memory_table = Table(
-        title=f'Peak memory on {device.type.upper()} (MiB): one call',
-        columns=['metric', *[f'{label} {stat}' for label in labels for stat in ('inference', 'process')]],
+        title=f'Peak memory on {device.type.upper()} (MiB): one call, and relative to lpips',
+        columns=['metric', *[f'{label} {stat}' for label in labels for stat in ('inference', 'x lpips', 'process')]],
         notes=[
             environment,
             '`inference`: peak resident memory during one call minus the resident memory before it '
-            '(model and inputs loaded), in a fresh subprocess per (metric, size); `process`: that '
-            'subprocess\' peak RSS (Python + torch + model + inputs + call). CUDA: '
-            '`max_memory_allocated` minus memory allocated before the call.',
+            '(model and inputs loaded), in a fresh subprocess per (metric, size); `x lpips`: that '
+            'peak divided by lpips\' (`lpips (loss)`\'s for loss rows); `process`: that subprocess\' '
+            'peak RSS (Python + torch + model + inputs + call). `NAME (loss)` rows: one forward + '
+            'backward step. CUDA: `max_memory_allocated` minus memory allocated before the call.',
         ],
-        digits=0,
+        digits=2,
     )
     methods = set()
-    for name in metrics:
+    for name in rows:
+        reference = REFERENCE + LOSS_SUFFIX if name.endswith(LOSS_SUFFIX) else REFERENCE
         time_row, memory_row = {'metric': name}, {'metric': name}
         for (size, batch), label in zip(SIZES, labels):
             entry = raw[(size, batch)]
             values = entry['times'][name]
             if isinstance(values, str):
                 time_row.update({f'{label} img/s': FAILED, f'{label} best img/s': FAILED, f'{label} x lpips': FAILED})
-                memory_row.update({f'{label} inference': FAILED, f'{label} process': FAILED})
+                memory_row.update({f'{label} inference': FAILED, f'{label} x lpips': FAILED, f'{label} process': FAILED})
                 continue
             time_row[f'{label} img/s'] = batch / median(values) if values else None
             time_row[f'{label} best img/s'] = batch / min(values) if values else None
             time_row[f'{label} x lpips'] = entry['ratios'][name]
-            mem = entry['memory'].get(name)
+            mem, ref_mem = entry['memory'].get(name), entry['memory'].get(reference)
             if mem and 'error' not in mem:
                 memory_row[f'{label} inference'] = mem['inference_mib']
                 memory_row[f'{label} process'] = mem['process_mib']
+                if ref_mem and 'error' not in ref_mem and ref_mem['inference_mib'] > 0:
+                    memory_row[f'{label} x lpips'] = mem['inference_mib'] / ref_mem['inference_mib']
                 methods.add(mem['method'])
             elif mem:
                 memory_row[f'{label} inference'] = f'error: {mem["error"]}'
@@ -291,18 +334,39 @@ def speed_tables(
     return tables, raw
 
 
+#: Product targets of SPIPS relative to lpips (issue 11): forward time at every size, loss time at
+#: 256 px, peak memory (forward and loss) at every size.
+FORWARD_TARGET, LOSS_TARGET, LOSS_TARGET_SIZE, MEMORY_TARGET = 1.2, 1.3, 256, 1.3
+
+
 def target_check(raw: dict, name: str = 'spips') -> list[str]:
-    """Lines saying whether ``name`` meets the product targets (<= 1.5x lpips at 256 px; faster
-    than pyiqa's ssim and ms_ssim where they run)."""
+    """Lines saying whether ``name`` meets the product targets: forward time at most
+    :data:`FORWARD_TARGET` x lpips' at every size, as a loss at most :data:`LOSS_TARGET` x at
+    :data:`LOSS_TARGET_SIZE` px, peak memory at most :data:`MEMORY_TARGET` x; and whether it is
+    faster than pyiqa's ssim and ms_ssim where they run."""
+
+    def verdict(ok: bool) -> str:
+        return 'meets' if ok else 'MISSES'
+
     lines = []
     for (size, batch), entry in raw.items():
-        ratios = entry['ratios']
+        ratios, memory = entry['ratios'], entry.get('memory', {})
         if ratios.get(name) is None:
             continue
         own = ratios[name]
-        if size == 256:
-            verdict = 'meets' if own <= 1.5 else 'MISSES'
-            lines.append(f'{size}px b{batch}: {name} takes {own:.2f}x lpips time: {verdict} the <= 1.5x target.')
+        lines.append(f'{size}px b{batch}: {name} takes {own:.2f}x lpips time: '
+                     f'{verdict(own <= FORWARD_TARGET)} the <= {FORWARD_TARGET}x target.')
+        loss = ratios.get(name + LOSS_SUFFIX)
+        if loss is not None:
+            target = f' the <= {LOSS_TARGET}x target' if size == LOSS_TARGET_SIZE else ''
+            lines.append(f'{size}px b{batch}: {name} as a loss takes {loss:.2f}x lpips\' loss time'
+                         + (f': {verdict(loss <= LOSS_TARGET)}{target}.' if target else '.'))
+        for row, reference in ((name, REFERENCE), (name + LOSS_SUFFIX, REFERENCE + LOSS_SUFFIX)):
+            own_mem, ref_mem = memory.get(row), memory.get(reference)
+            if own_mem and ref_mem and 'error' not in own_mem and 'error' not in ref_mem and ref_mem['inference_mib'] > 0:
+                factor = own_mem['inference_mib'] / ref_mem['inference_mib']
+                lines.append(f'{size}px b{batch}: {row} peak memory {factor:.2f}x {reference}\'s: '
+                             f'{verdict(factor <= MEMORY_TARGET)} the <= {MEMORY_TARGET}x target.')
         for other in ('ssim', 'ms_ssim'):
             if ratios.get(other) is not None:
                 faster = own < ratios[other]
@@ -380,9 +444,10 @@ def _child_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(description='memory of one metric call (benchmark helper)')
     parser.add_argument('--child', nargs=3, metavar=('METRIC', 'SIZE', 'BATCH'), required=True)
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--loss', action='store_true', help='measure a forward + backward step')
     args = parser.parse_args(argv)
     name, size, batch = args.child[0], int(args.child[1]), int(args.child[2])
-    print(json.dumps(memory_child(name, size, batch, args.device)))
+    print(json.dumps(memory_child(name, size, batch, args.device, args.loss)))
     return 0
 
 

@@ -1,0 +1,48 @@
+r"""Bilinear resizing as two small matrix products (the upsampled MS-SSIM maps of eq. 3).
+
+``F.interpolate(x, size, mode='bilinear', align_corners=False)`` is separable: along each axis,
+output ``i`` mixes two neighbouring inputs with weights ``1 - t`` and ``t``. So it equals
+``R_H X R_W^T`` with two ``out x in`` matrices of those weights (:func:`bilinear_matrix` takes them
+from ``F.interpolate`` itself). On CPU, for small outputs (the coarse MS-SSIM scales of 64 px patches) the two
+products are several times faster than ``F.interpolate``; elsewhere ``F.interpolate`` is used.
+Both agree to float32 rounding.
+
+Shape conventions: :math:`(N, C, h, w) \to (N, C, H, W)`.
+"""
+
+from functools import lru_cache
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+
+#: On CPU, outputs up to this side are resized by matrix products (measured: 3x faster at 64 px,
+#: slower from 128 px on).
+MATRIX_MAX_SIZE = 96
+
+
+@lru_cache(maxsize=64)
+def bilinear_matrix(in_size: int, out_size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    r"""Weights of 1-D bilinear resizing (``align_corners=False``) as a matrix: PyTorch's own,
+    read off by resizing the identity (row ``j`` of the identity, resized, is column ``j``).
+
+    Shape:
+        Output: :math:`(\text{out\_size}, \text{in\_size})`.
+    """
+    identity = torch.eye(in_size, dtype=dtype).view(in_size, 1, in_size, 1)
+    columns = F.interpolate(identity, size=(out_size, 1), mode='bilinear', align_corners=False)
+    return columns[:, 0, :, 0].T.contiguous().to(device)
+
+
+def resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    r"""``F.interpolate(x, size, mode='bilinear', align_corners=False)``, by matrices where faster.
+
+    Shape:
+        - x: :math:`(N, C, h, w)`.
+        - Output: :math:`(N, C, H, W)` with ``(H, W) = size``.
+    """
+    if x.device.type != 'cpu' or max(size) > MATRIX_MAX_SIZE:
+        return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+    rows = bilinear_matrix(x.shape[-2], size[0], x.device, x.dtype)
+    cols = bilinear_matrix(x.shape[-1], size[1], x.device, x.dtype)
+    return rows @ x @ cols.T

@@ -1,0 +1,201 @@
+"""The optimised SPIPS paths equal a straightforward computation of the same equations.
+
+Every speed-up (tiled/banded filtering and its hand-written adjoint, the matrix caches, resizing by
+matrices, the fused statistics, the hand-written SSIM backward, chunking, one backbone pass per
+image) is compared with
+plain, obviously-correct code written here: replicate padding + 2-D convolution, pyiqa's
+``to_y_channel``, autograd everywhere. Comparisons run in float64 where the code allows it, so the
+tolerances are tight (a wrong index or a wrong derivative is off by orders of magnitude more); the
+end-to-end float32 check allows for float32 rounding, which in flat regions is amplified by SSIM's
+``1 / C2`` (about 1e-4 of a map value, in the old code as in the new one).
+"""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from pyiqa.utils.color_util import to_y_channel
+
+from spips_pyiqa import SPIPS
+from spips_pyiqa.archs import gaussian_filter as filtering
+from spips_pyiqa.archs import traditional_maps as tm
+from spips_pyiqa.archs.deep_features import SEMANTIC_LAYERS
+from spips_pyiqa.archs.resize import resize_bilinear
+from spips_pyiqa.data.distortions import PHOTOS, distort, photo
+
+
+# ------------------------------------------------------------------------- straightforward code
+def reference_filter(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Replicate padding, then one 2-D convolution with the outer-product window, per channel."""
+    radius = kernel.numel() // 2
+    window = torch.outer(kernel, kernel).to(x)[None, None].expand(x.shape[1], 1, -1, -1)
+    # F.pad's replicate mode needs padding < size: repeat the edge rows/columns explicitly instead
+    rows = torch.arange(-radius, x.shape[-2] + radius).clamp(0, x.shape[-2] - 1)
+    cols = torch.arange(-radius, x.shape[-1] + radius).clamp(0, x.shape[-1] - 1)
+    return F.conv2d(x[..., rows, :][..., cols], window, groups=x.shape[1])
+
+
+def reference_traditional_maps(target, ref, kernel):
+    """Eqs. (1)-(3) as written: separate filtering of every statistic, one image batch, autograd."""
+    size = target.shape[-2:]
+    mse = reference_filter((target - ref).pow(2).mean(dim=1, keepdim=True), kernel)
+    psnr = -10 * torch.log10(mse.clamp_min(tm.MSE_FLOOR))
+    maps = [1 - (psnr / tm.PSNR_MAX_DB).clamp(0, 1)]
+    x, y = to_y_channel(target, 1.0, 'ycbcr'), to_y_channel(ref, 1.0, 'ycbcr')
+    c1, c2 = 0.01**2, 0.03**2
+    for scale in range(tm.MS_SSIM_SCALES):
+        if scale:
+            x, y = F.avg_pool2d(x, 2, ceil_mode=True), F.avg_pool2d(y, 2, ceil_mode=True)
+        mu_x, mu_y = reference_filter(x, kernel), reference_filter(y, kernel)
+        var_x = reference_filter(x * x, kernel) - mu_x**2
+        var_y = reference_filter(y * y, kernel) - mu_y**2
+        cov = reference_filter(x * y, kernel) - mu_x * mu_y
+        lum = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+        cs = (2 * cov + c2) / (var_x + var_y + c2)
+        terms = ([lum * cs] if scale == 0 else []) + [lum * cs if scale == tm.MS_SSIM_SCALES - 1 else cs]
+        for term in terms:
+            distance = 1 - term.clamp(0, 1)
+            if distance.shape[-2:] != size:
+                distance = F.interpolate(distance, size=size, mode='bilinear', align_corners=False)
+            maps.append(distance)
+    return torch.cat(maps, dim=1)
+
+
+def reference_deep(deep, target, ref):
+    """Both images in one concatenated batch through the backbone, LPIPS's formula with eps^2."""
+    diffs = []
+    for features in deep.backbone(deep.scaling(torch.cat([target, ref]) * 2 - 1)):
+        unit = features / torch.sqrt(features.pow(2).sum(dim=1, keepdim=True) + 1e-20)
+        a, b = unit.chunk(2)
+        diffs.append((a - b).pow(2))
+    return diffs[:-SEMANTIC_LAYERS], diffs[-SEMANTIC_LAYERS:]
+
+
+def reference_score(model, target, ref):
+    """Eqs. (1)-(12) with the straightforward parts above and 1x1 convolutions as heads."""
+    perceptual, semantic = reference_deep(model.deep, target, ref)
+    maps = {'perceptual': perceptual, 'semantic': semantic,
+            'traditional': [reference_traditional_maps(target, ref, model.window.to(target))]}
+    distances = [
+        sum(F.relu(F.conv2d(m, conv.weight.to(m))).mean(dim=(2, 3)) for conv, m in zip(head.convs, maps[g]))
+        for g, head in model.quality.heads.items()
+    ]
+    return sum(w * d for w, d in zip(model.quality.fusion.weights.to(target), distances))
+
+
+def photo_pair(height, width, batch, seed=0, dtype=torch.float32):
+    refs, targets = [], []
+    for i in range(batch):
+        image = photo(PHOTOS[(i + seed) % len(PHOTOS)])
+        top, left = (image.shape[-2] - height) // 2, (image.shape[-1] - width) // 2
+        ref = image[..., top : top + height, left : left + width].contiguous()
+        refs.append(ref)
+        targets.append(distort(ref, ('noise', 'blur', 'jpeg')[(i + seed) % 3], 1 + i % 2))
+    return torch.cat(targets).to(dtype), torch.cat(refs).to(dtype)
+
+
+# ------------------------------------------------------------------------------------ filtering
+@pytest.mark.parametrize('shape', [(2, 3, 64, 64), (1, 2, 131, 257), (2, 1, 300, 97), (1, 1, 5, 200), (1, 2, 4, 4)])
+@pytest.mark.parametrize('method', ['banded', 'tiled', 'conv'])
+def test_filter_and_its_adjoint_equal_replicate_convolution(shape, method):
+    kernel = tm.gaussian_kernel_1d().double()
+    x = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    upstream = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    ours = filtering.gaussian_filter(x, kernel, method)
+    theirs = reference_filter(x, kernel)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+    grad_ours, = torch.autograd.grad(ours, x, upstream)
+    grad_theirs, = torch.autograd.grad(theirs, x, upstream)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=0, atol=1e-12)
+
+
+def test_filter_cache_follows_the_kernel():
+    """Cached matrices belong to one kernel: another kernel, or the same one changed in place,
+    gets its own."""
+    x = torch.rand(1, 1, 120, 130, dtype=torch.float64)
+    for method in ('banded', 'tiled'):
+        kernel = tm.gaussian_kernel_1d().double()
+        first = filtering.gaussian_filter(x, kernel, method)
+        other = tm.gaussian_kernel_1d(11, 3.0).double()
+        torch.testing.assert_close(filtering.gaussian_filter(x, other, method), reference_filter(x, other), rtol=0, atol=1e-12)
+        kernel.mul_(2)  # in place: a new version of the same tensor
+        torch.testing.assert_close(filtering.gaussian_filter(x, kernel, method), 2 * 2 * first, rtol=0, atol=1e-12)
+
+
+def test_filter_method_is_chosen_per_device_and_size():
+    cpu, cuda = torch.device('cpu'), torch.device('cuda')
+    assert filtering.filter_method(64, cpu) == 'banded' and filtering.filter_method(256, cpu) == 'tiled'
+    assert filtering.filter_method(1024, cuda) == 'banded' and filtering.filter_method(4096, cuda) == 'conv'
+
+
+@pytest.mark.parametrize('size, out', [((32, 32), (64, 64)), ((34, 47), (67, 93)), ((3, 6), (67, 93)), ((1, 2), (64, 70))])
+def test_resize_equals_interpolate(size, out):
+    x = torch.rand(2, 1, *size, dtype=torch.float64, requires_grad=True)
+    ours, theirs = resize_bilinear(x, out), F.interpolate(x, size=out, mode='bilinear', align_corners=False)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+    upstream = torch.rand(ours.shape, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad(ours, x, upstream)[0], torch.autograd.grad(theirs, x, upstream)[0], rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- traditional maps
+def test_luma_equals_pyiqa_to_y_channel():
+    target, _ = photo_pair(67, 93, 2)
+    torch.testing.assert_close(tm.luma(target), to_y_channel(target, 1.0, 'ycbcr'), rtol=0, atol=1e-6)
+
+
+def test_ssim_terms_backward_is_the_derivative():
+    stats = torch.rand(2, 5, 7, 9, dtype=torch.float64)
+    stats[:, 2:4] += stats[:, :2] ** 2  # second moments above the squared means
+    assert torch.autograd.gradcheck(tm._SSIMTerms.apply, (stats.requires_grad_(),))
+
+
+@pytest.mark.parametrize('height, width, batch', [(64, 64, 5), (67, 93, 2), (131, 257, 1)])
+def test_traditional_maps_and_gradients_equal_reference(monkeypatch, height, width, batch):
+    """float64, real photographs: 64 px (banded), odd sizes, > 96 px (tiled); chunks of 2 images."""
+    monkeypatch.setattr(tm, 'CPU_CHUNK_PIXELS', 2 * height * width)
+    target, ref = photo_pair(height, width, batch, dtype=torch.float64)
+    kernel = tm.gaussian_kernel_1d().double()
+    target.requires_grad_(True)
+    ours = tm.traditional_maps(target, ref, kernel)
+    theirs = reference_traditional_maps(target, ref, kernel)
+    assert ours.shape == (batch, tm.TRADITIONAL_CHANNELS, height, width)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-10)
+    upstream = torch.rand(ours.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    grad_ours, = torch.autograd.grad(ours, target, upstream)
+    grad_theirs, = torch.autograd.grad(theirs, target, upstream)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=0, atol=1e-10 * grad_theirs.abs().max().item())
+
+
+# ------------------------------------------------------------------------------ deep and whole
+@pytest.fixture(scope='module')
+def spips():
+    return SPIPS(net='alex')
+
+
+def test_deep_distances_equal_one_batched_pass(spips):
+    deep = copy.deepcopy(spips.deep).double()
+    target, ref = photo_pair(64, 80, 2, dtype=torch.float64)
+    target.requires_grad_(True)
+    ours, theirs = deep(target, ref), reference_deep(deep, target, ref)
+    for a, b in zip(ours[0] + ours[1], theirs[0] + theirs[1]):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    grad_ours, = torch.autograd.grad(sum(d.sum() for d in ours[0] + ours[1]), target)
+    grad_theirs, = torch.autograd.grad(sum(d.sum() for d in theirs[0] + theirs[1]), target)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=0, atol=1e-10 * grad_theirs.abs().max().item())
+
+
+@pytest.mark.parametrize('height, width, batch', [(64, 64, 3), (97, 131, 1)])
+def test_spips_score_and_gradient_equal_float64_reference(spips, height, width, batch):
+    target, ref = photo_pair(height, width, batch, seed=1)
+    target.requires_grad_(True)
+    score = spips(target, ref)
+    grad, = torch.autograd.grad(score.sum(), target)
+    reference = copy.deepcopy(spips).double()
+    target64 = target.detach().double().requires_grad_(True)
+    expected = reference_score(reference, target64, ref.double())
+    expected_grad, = torch.autograd.grad(expected.sum(), target64)
+    torch.testing.assert_close(score.double(), expected, rtol=1e-5, atol=1e-7)
+    # float32 rounding, amplified in flat regions by SSIM's 1 / C2, leaves ~1e-4 of the largest
+    # gradient; a real mistake (a border, a derivative) is of the order of the gradient itself
+    torch.testing.assert_close(grad.double(), expected_grad, rtol=0, atol=2e-3 * expected_grad.abs().max().item())
