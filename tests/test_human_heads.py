@@ -65,6 +65,8 @@ def test_training_learns_only_the_named_parts_keeps_weights_non_negative_and_low
     changed = {k for k in after if not torch.equal(after[k], before[k])}
     assert changed == {'fusion.logits', 'heads.traditional.convs.0.weight'}
     assert (after['heads.traditional.convs.0.weight'] >= 0).all()
+    with torch.no_grad():  # one global factor keeps the starting heads' mean score on the training images
+        torch.testing.assert_close(hh.scores(trained, features, range(12)).mean(), hh.scores(start, features, range(12)).mean())
     assert torch.equal(start.state_dict()['fusion.logits'], before['fusion.logits'])
 
 

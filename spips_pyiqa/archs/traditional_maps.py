@@ -97,7 +97,7 @@ class SSIMComponents(NamedTuple):
 def local_statistics(pair: torch.Tensor, kernel: torch.Tensor, extra: Optional[torch.Tensor] = None) -> torch.Tensor:
     r"""Gaussian-weighted local moments of an image pair, all in one filtering call.
 
-    Channels of the output: :math:`\mu_x, \mu_y, E[x^2], E[y^2], E[xy]`, then the filtered
+    Channels of the output: :math:`\mu_x, \mu_y, E[x^2], E[y^2], E[(x - y)^2]`, then the filtered
     ``extra`` channels (SPIPS passes the squared error of eq. 1, so one call serves PSNR too).
 
     Shape:
@@ -106,7 +106,8 @@ def local_statistics(pair: torch.Tensor, kernel: torch.Tensor, extra: Optional[t
         - Output: :math:`(N, 5 + E, H, W)`.
     """
     x, y = pair.unbind(dim=1)  # unbind, not slices: one cheap node in the backward
-    planes = [pair, pair * pair, (x * y).unsqueeze(1)]
+    difference = x - y  # E[(x - y)^2] rather than E[xy]: exactly 0 for identical images (_SSIMTerms)
+    planes = [pair, pair * pair, (difference * difference).unsqueeze(1)]
     if extra is not None:
         planes.append(extra)
     return gaussian_filter(torch.cat(planes, dim=1), kernel)
@@ -115,26 +116,33 @@ def local_statistics(pair: torch.Tensor, kernel: torch.Tensor, extra: Optional[t
 class _SSIMTerms(torch.autograd.Function):
     r"""``l`` and ``cs`` from the moments as one autograd node with a hand-written backward.
 
-    With :math:`A_1 = 2\mu_x\mu_y + C_1`, :math:`B_1 = \mu_x^2 + \mu_y^2 + C_1`,
-    :math:`A_2 = 2(E[xy] - \mu_x\mu_y) + C_2`, :math:`B_2 = E[x^2] - \mu_x^2 + E[y^2] - \mu_y^2 + C_2`,
-    ``l = A1 / B1`` and ``cs = A2 / B2``:
+    With :math:`D = \mu_x - \mu_y`, :math:`B_1 = \mu_x^2 + \mu_y^2 + C_1`,
+    :math:`B_2 = E[x^2] - \mu_x^2 + E[y^2] - \mu_y^2 + C_2` and :math:`Q = E[(x - y)^2]`,
+
+    .. math::
+        l = \frac{2\mu_x\mu_y + C_1}{B_1} = 1 - \frac{D^2}{B_1}, \qquad
+        cs = \frac{2\sigma_{xy} + C_2}{B_2} = 1 - \frac{Q - D^2}{B_2}
+
+    (the same functions; written as 1 minus a distance so that identical images give exactly 1 and
+    near-identical ones lose no precision to float32 cancellation). Derivatives:
     :math:`\partial l/\partial\mu_x = 2(\mu_y - l\mu_x)/B_1`,
     :math:`\partial cs/\partial\mu_x = 2(cs\,\mu_x - \mu_y)/B_2`,
-    :math:`\partial cs/\partial E[x^2] = -cs/B_2`, :math:`\partial cs/\partial E[xy] = 2/B_2`
+    :math:`\partial cs/\partial E[x^2] = (1 - cs)/B_2`, :math:`\partial cs/\partial Q = -1/B_2`
     (symmetric in x and y). About half the work of autograd's dozen nodes.
     """
 
     @staticmethod
     def forward(ctx, stats: torch.Tensor):
         c1, c2 = _K1**2, _K2**2
-        means, squares, product = stats.split([2, 2, 1], dim=1)
+        means, squares, difference = stats.split([2, 2, 1], dim=1)
         mu_x, mu_y = means.unbind(dim=1)
-        mu_xy = (mu_x * mu_y).unsqueeze(1)
+        mean_gap = (mu_x - mu_y).unsqueeze(1)
+        gap_squared = mean_gap * mean_gap
         mu_squared = means * means
         luminance_den = mu_squared.sum(dim=1, keepdim=True) + c1
-        luminance = (2 * mu_xy + c1) / luminance_den
+        luminance = 1 - gap_squared / luminance_den
         contrast_den = (squares - mu_squared).sum(dim=1, keepdim=True) + c2
-        contrast_structure = (2 * (product - mu_xy) + c2) / contrast_den
+        contrast_structure = 1 - (difference - gap_squared) / contrast_den
         ctx.save_for_backward(means, luminance, luminance_den, contrast_structure, contrast_den)
         return luminance, contrast_structure
 
@@ -146,15 +154,15 @@ class _SSIMTerms(torch.autograd.Function):
         per_contrast = grad_contrast / contrast_den
         swapped = means.flip(1)  # (mu_y, mu_x)
         grad_means = per_luminance * (swapped - luminance * means) + per_contrast * (contrast_structure * means - swapped)
-        grad_squares = -per_contrast * contrast_structure
-        return torch.cat([2 * grad_means, grad_squares, grad_squares, 2 * per_contrast], dim=1)
+        grad_squares = per_contrast * (1 - contrast_structure)
+        return torch.cat([2 * grad_means, grad_squares, grad_squares, -per_contrast], dim=1)
 
 
 def components_from_statistics(stats: torch.Tensor) -> SSIMComponents:
     r"""SSIM's ``l`` and ``cs`` maps for data range 1 from the moments of :func:`local_statistics`.
 
     Shape:
-        - stats: :math:`(N, 5, H, W)`: :math:`\mu_x, \mu_y, E[x^2], E[y^2], E[xy]`.
+        - stats: :math:`(N, 5, H, W)`: :math:`\mu_x, \mu_y, E[x^2], E[y^2], E[(x - y)^2]`.
         - Output: two tensors of shape :math:`(N, 1, H, W)`.
     """
     return SSIMComponents(*_SSIMTerms.apply(stats))

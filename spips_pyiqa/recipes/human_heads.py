@@ -188,7 +188,9 @@ def train_heads(
 ) -> tuple[QualityHeads, list[dict[str, float]]]:
     """Train a copy of ``start`` on the images ``index``; return it and the per-epoch curve.
 
-    The curve has the training loss and, when ``monitor`` (held-out images) is given, their SRCC.
+    After training, the heads are rescaled to the starting heads' mean score on ``index``
+    (:func:`_keep_scale`). The curve has the training loss and, when ``monitor`` (held-out images)
+    is given, their SRCC.
     """
     heads = copy.deepcopy(start)
     curve: list[dict[str, float]] = []
@@ -222,7 +224,19 @@ def train_heads(
         optimizer.step()
         heads.clamp_weights()
     heads.requires_grad_(False)
+    _keep_scale(start, heads, features, index)
     return heads, curve
+
+
+@torch.no_grad()
+def _keep_scale(start: QualityHeads, heads: QualityHeads, features: Features, index: Sequence[int]) -> None:
+    """Scale every head weight by one factor so the mean score on the training images is the
+    starting heads' (one global factor: no ranking or correlation changes; SPIPS keeps its range,
+    and models of different folds stay comparable)."""
+    factor = scores(start, features, index).mean() / scores(heads, features, index).mean().clamp_min(1e-12)
+    for head in heads.heads.values():
+        for conv in head.convs:
+            conv.weight.mul_(factor)
 
 
 def folds(features: Features, by: str, subset: Sequence[int] | None = None) -> list[tuple[str, list[int], list[int]]]:
