@@ -148,3 +148,14 @@ def test_default_heads_file_matches_its_recipe(spips):
     for key, value in spips.quality.state_dict().items():
         torch.testing.assert_close(value, rebuilt[key], atol=1e-6, rtol=0)
     assert 'not BAPPS-trained' in spips.meta['provenance'] and rule == 'inverse-mean'
+
+
+@pytest.mark.parametrize('size', [(64, 64), (97, 97), (131, 257), (70, 93)])
+def test_identical_images_score_exactly_zero_at_every_size(size):
+    """At odd sizes the coarsest MS-SSIM scale is a few pixels wide; float32 cancellation there
+    once gave identical images 1e-6..1e-5 (SSIM terms are now 1 minus a distance)."""
+    ref = photo('chelsea', max(size))[..., : size[0], : size[1]]
+    for net in (SPIPS('alex').eval(), SPIPS('alex', heads_version='0.2').eval()):
+        with torch.no_grad():
+            assert net(ref, ref).item() == 0.0
+            assert all(v.item() == 0.0 for v in net.group_distances(ref, ref).values())
