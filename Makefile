@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # torch/torchvision pinned to the builds that install from this machine kind's local disk.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup install weights demo test heads benchmark
+.PHONY: setup install weights demo test heads benchmark golden mutation
 
 $(VENV)/.deps: setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,7 @@ heads: weights
 
 benchmark: weights
 	$(PY) -m spips_pyiqa benchmark --out benchmark_results/
+
+# Golden SPIPS values (tests/golden/golden_values.json): rerun after new heads, review the diff.
+golden: weights
+	$(PY) tests/golden/make_golden.py
