@@ -39,3 +39,9 @@ benchmark: weights
 # Golden SPIPS values (tests/golden/golden_values.json): rerun after new heads, review the diff.
 golden: weights
 	$(PY) tests/golden/make_golden.py
+
+# Mutation testing (slow, not in CI): deliberate bugs of issue 12, then mutmut over the core modules.
+mutation: weights
+	$(PY) -m pip install -q ".[mutation]"
+	$(PY) tests/mutation/deliberate_bugs.py > benchmark_results/mutation_deliberate_bugs.md
+	$(PY) tests/mutation/run_mutmut.py --label after

@@ -1,0 +1,113 @@
+"""Mutation testing of the SPIPS core with mutmut 2 (``make mutation``; not part of ``make test``).
+
+For each core module, mutmut mutates the source of a scratch copy of the repository (never this
+checkout) and runs the module's non-slow tests (``-x``, stop at the first failure) against every
+mutant. The result per module (killed / survived / timeout) and the diff of every survivor go to
+``benchmark_results/mutation/<label>.json``; ``benchmark_results/mutation.md`` discusses them.
+
+``--rev REV`` runs the same selection on a git revision (e.g. the commit before the golden and
+per-equation tests) to measure what new tests added; test files absent at REV are dropped.
+
+Usage (repository root; slow: every mutant starts pytest + torch, ~5-15 s each)::
+
+    python tests/mutation/run_mutmut.py --label after
+    python tests/mutation/run_mutmut.py --label before --rev 7399b86 --modules quality_heads traditional_maps
+"""
+
+import argparse
+import io
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+OUT = REPO / 'benchmark_results' / 'mutation'
+ARCHS = 'spips_pyiqa/archs'
+#: module -> (source file, non-slow test files that exercise it, optional pytest -k selection)
+MODULES = {
+    'quality_heads': (f'{ARCHS}/quality_heads.py',
+                      ['tests/test_equations.py', 'tests/test_golden.py', 'tests/test_spips_arch.py'], 'not 512'),
+    'traditional_maps': (f'{ARCHS}/traditional_maps.py',
+                         ['tests/test_equations.py', 'tests/test_golden.py', 'tests/test_spips_arch.py'], 'not 512'),
+    'deep_features': (f'{ARCHS}/deep_features.py', ['tests/test_equations.py', 'tests/test_spips_arch.py'], None),
+    'checkpoint': (f'{ARCHS}/checkpoint.py', ['tests/test_checkpoints.py'], None),
+    'bapps_scores': ('spips_pyiqa/metrics/bapps_scores.py', ['tests/test_bapps_scores.py'], None),
+}
+
+
+def export_tree(rev, destination: Path) -> None:
+    """The working tree (tracked + untracked, not ignored) or revision ``rev`` into ``destination``."""
+    if rev:
+        archive = subprocess.run(['git', 'archive', rev], cwd=REPO, check=True, capture_output=True).stdout
+        tarfile.open(fileobj=io.BytesIO(archive)).extractall(destination, filter='data')
+        return
+    names = subprocess.run(['git', 'ls-files', '-co', '--exclude-standard'], cwd=REPO, check=True,
+                           capture_output=True, text=True).stdout.splitlines()
+    for name in names:
+        if (REPO / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, destination / name)
+
+
+def _statuses(copy: Path) -> dict:
+    with sqlite3.connect(copy / '.mutmut-cache') as db:
+        rows = db.execute('SELECT m.id, m.status, l.line_number FROM Mutant m JOIN Line l ON m.line = l.id').fetchall()
+    return {mutant_id: (status, line + 1) for mutant_id, status, line in rows}
+
+
+def run_module(name: str, rev, python: str) -> dict:
+    source, tests, selection = MODULES[name]
+    with tempfile.TemporaryDirectory(prefix=f'spips-mutmut-{name}-') as scratch:
+        copy = Path(scratch)
+        export_tree(rev, copy)
+        tests = [t for t in tests if (copy / t).is_file()]
+        runner = f"{python} -m pytest -x -q -m 'not slow' -p no:cacheprovider {' '.join(tests)}"
+        if selection:
+            runner += f" -k '{selection}'"
+        env = {**os.environ, 'PYTHONPATH': str(copy), 'OMP_NUM_THREADS': '1'}
+        subprocess.run(
+            [python, '-m', 'mutmut', 'run', '--paths-to-mutate', source, '--tests-dir', 'tests',
+             '--runner', runner, '--simple-output', '--no-progress'],
+            cwd=copy, env=env, stdout=subprocess.DEVNULL,
+        )
+        statuses = _statuses(copy)
+        survivors = {}
+        for mutant_id, (status, line) in sorted(statuses.items()):
+            if status in ('bad_survived', 'bad_timeout', 'ok_suspicious'):
+                diff = subprocess.run([python, '-m', 'mutmut', 'show', str(mutant_id)], cwd=copy, env=env,
+                                      capture_output=True, text=True).stdout
+                survivors[mutant_id] = {'status': status, 'line': line, 'diff': diff.strip().splitlines()[-2:]}
+    counts = {}
+    for status, _ in statuses.values():
+        counts[status] = counts.get(status, 0) + 1
+    killed = counts.get('ok_killed', 0)
+    tested = sum(v for k, v in counts.items() if k not in ('untested', 'skipped'))
+    return {'source': source, 'tests': tests, 'selection': selection, 'rev': rev or 'working tree',
+            'counts': counts, 'score': killed / tested if tested else None, 'survivors': survivors}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--label', required=True, help='output name, e.g. before / after')
+    parser.add_argument('--rev', help='git revision to test instead of the working tree')
+    parser.add_argument('--modules', nargs='+', choices=list(MODULES), default=list(MODULES))
+    args = parser.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f'{args.label}.json'
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    for name in args.modules:
+        results[name] = run_module(name, args.rev, sys.executable)
+        result = results[name]
+        print(f'{name}: score {result["score"]:.3f} {result["counts"]}', file=sys.stderr)
+        path.write_text(json.dumps(results, indent=1) + '\n')  # after each module: partial runs count
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
