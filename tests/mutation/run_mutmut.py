@@ -24,10 +24,12 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / 'benchmark_results' / 'mutation'
+FORK_RUNNER = Path(__file__).resolve().parent / 'fork_runner.py'
 ARCHS = 'spips_pyiqa/archs'
 #: module -> (source file, non-slow test files that exercise it, optional pytest -k selection)
 MODULES = {
@@ -67,15 +69,26 @@ def run_module(name: str, rev, python: str) -> dict:
         copy = Path(scratch)
         export_tree(rev, copy)
         tests = [t for t in tests if (copy / t).is_file()]
-        runner = f"{python} -m pytest -x -q -m 'not slow' -p no:cacheprovider {' '.join(tests)}"
-        if selection:
-            runner += f" -k '{selection}'"
-        env = {**os.environ, 'PYTHONPATH': str(copy), 'OMP_NUM_THREADS': '1'}
-        subprocess.run(
-            [python, '-m', 'mutmut', 'run', '--paths-to-mutate', source, '--tests-dir', 'tests',
-             '--runner', runner, '--simple-output', '--no-progress'],
-            cwd=copy, env=env, stdout=subprocess.DEVNULL,
-        )
+        env = {**os.environ, 'PYTHONPATH': str(copy), 'OMP_NUM_THREADS': '1', 'PYTHONDONTWRITEBYTECODE': '1'}
+        # one warm process imports torch/pyiqa once and forks a pytest per mutant (fork_runner.py)
+        sock = str(copy / '.fork_runner.sock')
+        server = subprocess.Popen([python, str(FORK_RUNNER), 'serve', sock], cwd=copy, env=env)
+        try:
+            while not Path(sock).exists():
+                if server.poll() is not None:
+                    raise RuntimeError('fork_runner server failed to start')
+                time.sleep(0.5)
+            runner = (f"{python} {FORK_RUNNER} run {sock} -- -x -q -m 'not slow' -p no:cacheprovider "
+                      f"{' '.join(tests)}")
+            if selection:
+                runner += f" -k '{selection}'"
+            subprocess.run(
+                [python, '-m', 'mutmut', 'run', '--paths-to-mutate', source, '--tests-dir', 'tests',
+                 '--runner', runner, '--simple-output', '--no-progress'],
+                cwd=copy, env=env, stdout=subprocess.DEVNULL,
+            )
+        finally:
+            server.kill()
         statuses = _statuses(copy)
         survivors = {}
         for mutant_id, (status, line) in sorted(statuses.items()):
