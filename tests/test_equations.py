@@ -269,3 +269,24 @@ def test_eq12_end_to_end_score_and_fused_map(spips):
     assert len({round(d.item(), 3) for d in distances.values()}) == 3
     assert score.item() == pytest.approx(sum(lam[g] * distances[g].item() for g in GROUPS), abs=1e-6)
     torch.testing.assert_close(maps['spips'], sum(lam[g] * maps[g] for g in GROUPS), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize('weights', [[0.0, 1.0, 1.0], [-1.0, 1.0, 1.0], [[0.5, 0.5]]])
+def test_fusion_weights_must_be_positive_vector(weights):
+    """lambda = softmax(theta) is positive: a zero or negative initial weight (log of it) is refused."""
+    with pytest.raises(ValueError, match='fusion weights must be positive'):
+        SimplexFusion(weights)
+
+
+def test_clamp_weights_projects_heads_onto_nonnegative_orthant():
+    """Training keeps heads non-negative (monotone score): negatives become 0, the rest is kept."""
+    heads = QualityHeads({'perceptual': (3,), 'semantic': (2,)})
+    values = {'perceptual': [-0.5, 0.25, 2.0], 'semantic': [0.75, -3.0]}
+    with torch.no_grad():
+        for group, head in heads.heads.items():
+            head.convs[0].weight.copy_(torch.tensor(values[group]).view(1, -1, 1, 1))
+    heads.clamp_weights()  # outside no_grad, as after an optimiser step
+    for group, head in heads.heads.items():
+        expected = torch.tensor(values[group]).clamp(min=0).view(1, -1, 1, 1)
+        assert torch.equal(head.convs[0].weight.detach(), expected)
+        assert head.convs[0].weight.requires_grad
