@@ -15,6 +15,7 @@ Usage (repository root; slow: every mutant starts pytest + torch, ~5-15 s each):
 """
 
 import argparse
+import ast
 import io
 import json
 import os
@@ -31,15 +32,20 @@ REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / 'benchmark_results' / 'mutation'
 FORK_RUNNER = Path(__file__).resolve().parent / 'fork_runner.py'
 ARCHS = 'spips_pyiqa/archs'
-#: module -> (source file, non-slow test files that exercise it, optional pytest -k selection)
+#: module -> (source file, non-slow test files that exercise it, pytest -k selection or None,
+#: functions to mutate or None for the whole file). Restricting the functions keeps a run within
+#: an hour on a shared 2-core machine; lines outside them get ``# pragma: no mutate`` in the copy.
 MODULES = {
     'quality_heads': (f'{ARCHS}/quality_heads.py',
-                      ['tests/test_equations.py', 'tests/test_golden.py', 'tests/test_spips_arch.py'], 'not 512'),
+                      ['tests/test_equations.py', 'tests/test_golden.py', 'tests/test_spips_arch.py'], 'not 512', None),
     'traditional_maps': (f'{ARCHS}/traditional_maps.py',
-                         ['tests/test_equations.py', 'tests/test_golden.py', 'tests/test_spips_arch.py'], 'not 512'),
-    'deep_features': (f'{ARCHS}/deep_features.py', ['tests/test_equations.py', 'tests/test_spips_arch.py'], None),
-    'checkpoint': (f'{ARCHS}/checkpoint.py', ['tests/test_checkpoints.py'], None),
-    'bapps_scores': ('spips_pyiqa/metrics/bapps_scores.py', ['tests/test_bapps_scores.py'], None),
+                         ['tests/test_equations.py', 'tests/test_golden.py', 'tests/test_spips_arch.py'], 'not 512',
+                         ('gaussian_kernel_1d', 'ssim_components', 'psnr_distance_map', '_similarity_to_distance',
+                          'ssim_distance_maps', 'traditional_maps')),
+    'deep_features': (f'{ARCHS}/deep_features.py', ['tests/test_equations.py', 'tests/test_spips_arch.py'], None,
+                      ('normalize_channels', 'forward')),
+    'checkpoint': (f'{ARCHS}/checkpoint.py', ['tests/test_checkpoints.py'], None, None),
+    'bapps_scores': ('spips_pyiqa/metrics/bapps_scores.py', ['tests/test_bapps_scores.py'], None, None),
 }
 
 
@@ -57,6 +63,22 @@ def export_tree(rev, destination: Path) -> None:
             shutil.copy2(REPO / name, destination / name)
 
 
+def _only_mutate(path: Path, functions) -> None:
+    """Mark every line outside the named functions and module constants ``# pragma: no mutate``."""
+    lines = path.read_text().splitlines()
+    tree = ast.parse('\n'.join(lines))
+    keep = set()
+    for node in ast.walk(tree):  # the functions, and the module's constants (which they use)
+        if (isinstance(node, ast.FunctionDef) and node.name in functions) or (
+            node in tree.body and isinstance(node, (ast.Assign, ast.AnnAssign))
+        ):
+            keep.update(range(node.lineno - 1, node.end_lineno))
+    path.write_text('\n'.join(
+        line if i in keep or not line.strip() or line.rstrip().endswith('\\') else f'{line}  # pragma: no mutate'
+        for i, line in enumerate(lines)
+    ) + '\n')
+
+
 def _statuses(copy: Path) -> dict:
     with sqlite3.connect(copy / '.mutmut-cache') as db:
         rows = db.execute('SELECT m.id, m.status, l.line_number FROM Mutant m JOIN Line l ON m.line = l.id').fetchall()
@@ -64,11 +86,13 @@ def _statuses(copy: Path) -> dict:
 
 
 def run_module(name: str, rev, python: str) -> dict:
-    source, tests, selection = MODULES[name]
+    source, tests, selection, functions = MODULES[name]
     with tempfile.TemporaryDirectory(prefix=f'spips-mutmut-{name}-') as scratch:
         copy = Path(scratch)
         export_tree(rev, copy)
         tests = [t for t in tests if (copy / t).is_file()]
+        if functions:
+            _only_mutate(copy / source, functions)
         env = {**os.environ, 'PYTHONPATH': str(copy), 'OMP_NUM_THREADS': '1', 'PYTHONDONTWRITEBYTECODE': '1'}
         # one warm process imports torch/pyiqa once and forks a pytest per mutant (fork_runner.py)
         sock = str(copy / '.fork_runner.sock')
@@ -101,7 +125,7 @@ def run_module(name: str, rev, python: str) -> dict:
         counts[status] = counts.get(status, 0) + 1
     killed = counts.get('ok_killed', 0)
     tested = sum(v for k, v in counts.items() if k not in ('untested', 'skipped'))
-    return {'source': source, 'tests': tests, 'selection': selection, 'rev': rev or 'working tree',
+    return {'source': source, 'functions': functions, 'tests': tests, 'selection': selection, 'rev': rev or 'working tree',
             'counts': counts, 'score': killed / tested if tested else None, 'survivors': survivors}
 
 
