@@ -137,11 +137,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f'{args.label}.json'
-    results = json.loads(path.read_text()) if path.is_file() else {}
     for name in args.modules:
-        results[name] = run_module(name, args.rev, sys.executable)
-        result = results[name]
+        result = run_module(name, args.rev, sys.executable)
         print(f'{name}: score {result["score"]:.3f} {result["counts"]}', file=sys.stderr)
+        results = json.loads(path.read_text()) if path.is_file() else {}  # re-read: runs may overlap
+        results[name] = result
         path.write_text(json.dumps(results, indent=1) + '\n')  # after each module: partial runs count
     return 0
 
