@@ -85,7 +85,7 @@ def _statuses(copy: Path) -> dict:
     return {mutant_id: (status, line + 1) for mutant_id, status, line in rows}
 
 
-def run_module(name: str, rev, python: str) -> dict:
+def run_module(name: str, rev, python: str, max_minutes: float = 60) -> dict:
     source, tests, selection, functions = MODULES[name]
     with tempfile.TemporaryDirectory(prefix=f'spips-mutmut-{name}-') as scratch:
         copy = Path(scratch)
@@ -106,11 +106,14 @@ def run_module(name: str, rev, python: str) -> dict:
                       f"{' '.join(tests)}")
             if selection:
                 runner += f" -k '{selection}'"
-            subprocess.run(
-                [python, '-m', 'mutmut', 'run', '--paths-to-mutate', source, '--tests-dir', 'tests',
-                 '--runner', runner, '--simple-output', '--no-progress'],
-                cwd=copy, env=env, stdout=subprocess.DEVNULL,
-            )
+            try:  # a time limit: what is untested by then is counted as such, not as killed
+                subprocess.run(
+                    [python, '-m', 'mutmut', 'run', '--paths-to-mutate', source, '--tests-dir', 'tests',
+                     '--runner', runner, '--simple-output', '--no-progress'],
+                    cwd=copy, env=env, stdout=subprocess.DEVNULL, timeout=max_minutes * 60,
+                )
+            except subprocess.TimeoutExpired:
+                pass
         finally:
             server.kill()
         statuses = _statuses(copy)
@@ -125,7 +128,7 @@ def run_module(name: str, rev, python: str) -> dict:
         counts[status] = counts.get(status, 0) + 1
     killed = counts.get('ok_killed', 0)
     tested = sum(v for k, v in counts.items() if k not in ('untested', 'skipped'))
-    return {'source': source, 'functions': functions, 'tests': tests, 'selection': selection, 'rev': rev or 'working tree',
+    return {'source': source, 'untested_at_time_limit': counts.get('untested', 0), 'functions': functions, 'tests': tests, 'selection': selection, 'rev': rev or 'working tree',
             'counts': counts, 'score': killed / tested if tested else None, 'survivors': survivors}
 
 
@@ -133,12 +136,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--label', required=True, help='output name, e.g. before / after')
     parser.add_argument('--rev', help='git revision to test instead of the working tree')
+    parser.add_argument('--max-minutes', type=float, default=60, help='time limit per module')
     parser.add_argument('--modules', nargs='+', choices=list(MODULES), default=list(MODULES))
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f'{args.label}.json'
     for name in args.modules:
-        result = run_module(name, args.rev, sys.executable)
+        result = run_module(name, args.rev, sys.executable, args.max_minutes)
         print(f'{name}: score {result["score"]:.3f} {result["counts"]}', file=sys.stderr)
         results = json.loads(path.read_text()) if path.is_file() else {}  # re-read: runs may overlap
         results[name] = result
