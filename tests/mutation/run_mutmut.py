@@ -132,14 +132,42 @@ def run_module(name: str, rev, python: str, max_minutes: float = 60) -> dict:
             'counts': counts, 'score': killed / tested if tested else None, 'survivors': survivors}
 
 
+def report(labels) -> str:
+    """Markdown: per module and label, the score and counts; then every survivor's diff."""
+    runs = {label: json.loads((OUT / f'{label}.json').read_text()) for label in labels
+            if (OUT / f'{label}.json').is_file()}
+    lines = ['| module | run | tests | killed | survived | timeout | untested | score (killed / tested) |',
+             '|---|---|---|---|---|---|---|---|']
+    for label, results in runs.items():
+        for name, r in results.items():
+            c = r['counts']
+            scope = f' ({", ".join(r["functions"])} + constants)' if r.get('functions') else ''
+            score = f'{r["score"]:.2f}' if r['score'] is not None else 'n/a'
+            lines.append(f'| `{r["source"]}`{scope} | {label} ({r["rev"]}) | {", ".join(t.split("/")[-1] for t in r["tests"])} '
+                         f'| {c.get("ok_killed", 0)} | {c.get("bad_survived", 0)} | {c.get("bad_timeout", 0)} '
+                         f'| {c.get("untested", 0)} | {score} |')
+    for label, results in runs.items():
+        for name, r in results.items():
+            if r['survivors']:
+                lines += ['', f'Survivors, {name} ({label}):', '']
+                lines += [f'- #{i} line {v["line"]}: `{" / ".join(d.strip() for d in v["diff"])}`'
+                          for i, v in r['survivors'].items()]
+    return '\n'.join(lines) + '\n'
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--label', required=True, help='output name, e.g. before / after')
+    parser.add_argument('--label', help='output name, e.g. before / after')
     parser.add_argument('--rev', help='git revision to test instead of the working tree')
     parser.add_argument('--max-minutes', type=float, default=60, help='time limit per module')
     parser.add_argument('--modules', nargs='+', choices=list(MODULES), default=list(MODULES))
+    parser.add_argument('--report', nargs='+', metavar='LABEL',
+                        help='only write benchmark_results/mutation_scores.md from these runs')
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.report:
+        (OUT.parent / 'mutation_scores.md').write_text(report(args.report))
+        return 0
     path = OUT / f'{args.label}.json'
     for name in args.modules:
         result = run_module(name, args.rev, sys.executable, args.max_minutes)
