@@ -12,7 +12,9 @@ Anything else is refused with a :class:`CheckpointError` naming the file and the
 torchvision), missing/unexpected keys, wrong shapes (with the backbone and groups the heads were
 made for, when they fit a known variant), non-finite values. pyiqa loads LPIPS non-strictly, so a
 wrong file there goes unnoticed; here it cannot. Every check runs before any value is copied, so a
-refused file leaves the network as it was.
+refused file leaves the network as it was. Routes that bypass :func:`load_checkpoint` (pyiqa's
+``load_weights``, its training ``load_network``, a direct ``load_state_dict``) still meet
+:func:`refuse_non_finite_state`, which ``SPIPS`` registers as a ``load_state_dict`` pre-hook.
 """
 
 import pickle
