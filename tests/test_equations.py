@@ -290,3 +290,19 @@ def test_clamp_weights_projects_heads_onto_nonnegative_orthant():
         expected = torch.tensor(values[group]).clamp(min=0).view(1, -1, 1, 1)
         assert torch.equal(head.convs[0].weight.detach(), expected)
         assert head.convs[0].weight.requires_grad
+
+
+def test_reset_weighs_every_map_of_a_group_equally():
+    """Uniform initialisation (pretrained=False): each head weight is 1 / (maps x C_m), so maps of
+    ones give every group distance exactly 1; lambda is uniform."""
+    channels = group_channels('alex', GROUPS)
+    heads = QualityHeads(channels)
+    for group, head in heads.heads.items():
+        for conv in head.convs:
+            assert torch.allclose(conv.weight, torch.full_like(conv.weight, 1 / (len(head.convs) * conv.in_channels)))
+    ones = {g: [torch.ones(1, c, 3, 3) for c in cs] for g, cs in channels.items()}
+    score, distances, _ = heads(ones)
+    for group in GROUPS:
+        assert distances[group].item() == pytest.approx(1.0, abs=1e-6)
+    torch.testing.assert_close(heads.fusion.weights, torch.full((3,), 1 / 3))
+    assert score.item() == pytest.approx(1.0, abs=1e-6)

@@ -16,6 +16,7 @@ Usage (repository root; slow: every mutant starts pytest + torch, ~5-15 s each):
 
 import argparse
 import ast
+import difflib
 import io
 import json
 import os
@@ -31,6 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / 'benchmark_results' / 'mutation'
 FORK_RUNNER = Path(__file__).resolve().parent / 'fork_runner.py'
+PRAGMA = '  # pragma: no mutate'
 ARCHS = 'spips_pyiqa/archs'
 #: module -> (source file, non-slow test files that exercise it, pytest -k selection or None,
 #: functions to mutate or None for the whole file). Restricting the functions keeps a run within
@@ -63,20 +65,50 @@ def export_tree(rev, destination: Path) -> None:
             shutil.copy2(REPO / name, destination / name)
 
 
-def _only_mutate(path: Path, functions) -> None:
-    """Mark every line outside the named functions and module constants ``# pragma: no mutate``."""
-    lines = path.read_text().splitlines()
-    tree = ast.parse('\n'.join(lines))
+def _pragma_text(text: str, functions) -> str:
+    """``text`` with every line outside the named functions and module constants marked
+    ``# pragma: no mutate`` (mutmut skips those lines)."""
+    lines = text.splitlines()
+    tree = ast.parse(text)
     keep = set()
     for node in ast.walk(tree):  # the functions, and the module's constants (which they use)
         if (isinstance(node, ast.FunctionDef) and node.name in functions) or (
             node in tree.body and isinstance(node, (ast.Assign, ast.AnnAssign))
         ):
             keep.update(range(node.lineno - 1, node.end_lineno))
-    path.write_text('\n'.join(
-        line if i in keep or not line.strip() or line.rstrip().endswith('\\') else f'{line}  # pragma: no mutate'
+    return '\n'.join(
+        line if i in keep or not line.strip() or line.rstrip().endswith('\\') else f'{line}{PRAGMA}'
         for i, line in enumerate(lines)
-    ) + '\n')
+    ) + '\n'
+
+
+def mutant_changes(text: str, ids) -> dict:
+    """``{id: changed lines}`` of mutmut's mutants ``ids`` of the (pragma-marked) source ``text``.
+
+    Rebuilt offline (mutmut numbers a fresh run's mutants in enumeration order): ``mutmut show``
+    must not run while mutmut is testing, it rewrites the cache from the mutated file on disk.
+    """
+    from mutmut import Context, list_mutations, mutate
+
+    mutations = list_mutations(Context(source=text, filename='module.py', dict_synonyms=[]))
+    changes = {}
+    for mutant_id in ids:
+        context = Context(source=text, mutation_id=mutations[int(mutant_id) - 1], filename='module.py', dict_synonyms=[])
+        mutated, _ = mutate(context)
+        diff = difflib.unified_diff(text.splitlines(), mutated.splitlines(), lineterm='', n=0)
+        changes[str(mutant_id)] = [
+            line.replace(PRAGMA, '') for line in diff if line[:1] in '+-' and line[:3] not in ('+++', '---')
+        ]
+    return changes
+
+
+def _source_text(source: str, rev, functions) -> str:
+    if rev and rev != 'working tree':
+        text = subprocess.run(['git', 'show', f'{rev}:{source}'], cwd=REPO, check=True, capture_output=True,
+                              text=True).stdout
+    else:
+        text = (REPO / source).read_text()
+    return _pragma_text(text, functions) if functions else text
 
 
 def _statuses(copy: Path) -> dict:
@@ -92,7 +124,7 @@ def run_module(name: str, rev, python: str, max_minutes: float = 60) -> dict:
         export_tree(rev, copy)
         tests = [t for t in tests if (copy / t).is_file()]
         if functions:
-            _only_mutate(copy / source, functions)
+            (copy / source).write_text(_pragma_text((copy / source).read_text(), functions))
         env = {**os.environ, 'PYTHONPATH': str(copy), 'OMP_NUM_THREADS': '1', 'PYTHONDONTWRITEBYTECODE': '1'}
         # one warm process imports torch/pyiqa once and forks a pytest per mutant (fork_runner.py)
         sock = str(copy / '.fork_runner.sock')
@@ -117,12 +149,11 @@ def run_module(name: str, rev, python: str, max_minutes: float = 60) -> dict:
         finally:
             server.kill()
         statuses = _statuses(copy)
-        survivors = {}
-        for mutant_id, (status, line) in sorted(statuses.items()):
-            if status in ('bad_survived', 'bad_timeout', 'ok_suspicious'):
-                diff = subprocess.run([python, '-m', 'mutmut', 'show', str(mutant_id)], cwd=copy, env=env,
-                                      capture_output=True, text=True).stdout
-                survivors[mutant_id] = {'status': status, 'line': line, 'diff': diff.strip().splitlines()[-2:]}
+        survivors = {
+            mutant_id: {'status': status, 'line': line}
+            for mutant_id, (status, line) in sorted(statuses.items())
+            if status in ('bad_survived', 'bad_timeout', 'ok_suspicious')
+        }
     counts = {}
     for status, _ in statuses.values():
         counts[status] = counts.get(status, 0) + 1
@@ -130,6 +161,12 @@ def run_module(name: str, rev, python: str, max_minutes: float = 60) -> dict:
     tested = sum(v for k, v in counts.items() if k not in ('untested', 'skipped'))
     return {'source': source, 'untested_at_time_limit': counts.get('untested', 0), 'functions': functions, 'tests': tests, 'selection': selection, 'rev': rev or 'working tree',
             'counts': counts, 'score': killed / tested if tested else None, 'survivors': survivors}
+
+
+def _change_text(change) -> str:
+    removed = [f'`{c[1:].strip()}`' for c in change if c.startswith('-')]
+    added = [f'`{c[1:].strip()}`' for c in change if c.startswith('+')]
+    return ' / '.join(removed) + (' → ' + ' / '.join(added) if added else ' removed')
 
 
 def report(labels) -> str:
@@ -150,8 +187,8 @@ def report(labels) -> str:
         for name, r in results.items():
             if r['survivors']:
                 lines += ['', f'Survivors, {name} ({label}):', '']
-                lines += [f'- #{i} line {v["line"]}: `{" / ".join(d.strip() for d in v["diff"])}`'
-                          for i, v in r['survivors'].items()]
+                changes = mutant_changes(_source_text(r['source'], r['rev'], r.get('functions')), r['survivors'])
+                lines += [f'- #{i} line {v["line"]}: {_change_text(changes[str(i)])}' for i, v in r['survivors'].items()]
     return '\n'.join(lines) + '\n'
 
 
