@@ -159,7 +159,8 @@ def run_module(name: str, rev, python: str, max_minutes: float = 60) -> dict:
         counts[status] = counts.get(status, 0) + 1
     killed = counts.get('ok_killed', 0)
     tested = sum(v for k, v in counts.items() if k not in ('untested', 'skipped'))
-    return {'source': source, 'untested_at_time_limit': counts.get('untested', 0), 'functions': functions, 'tests': tests, 'selection': selection, 'rev': rev or 'working tree',
+    tested = sorted(i for i, (status, _) in statuses.items() if status not in ('untested', 'skipped'))
+    return {'tested': tested, 'source': source, 'untested_at_time_limit': counts.get('untested', 0), 'functions': functions, 'tests': tests, 'selection': selection, 'rev': rev or 'working tree',
             'counts': counts, 'score': killed / tested if tested else None, 'survivors': survivors}
 
 
@@ -167,6 +168,14 @@ def _change_text(change) -> str:
     removed = [f'`{c[1:].strip()}`' for c in change if c.startswith('-')]
     added = [f'`{c[1:].strip()}`' for c in change if c.startswith('+')]
     return ' / '.join(removed) + (' → ' + ' / '.join(added) if added else ' removed')
+
+
+def _tested_ids(result) -> set:
+    """Ids of the tested mutants (runs without the list: mutmut tests in id order, a prefix)."""
+    if 'tested' in result:
+        return set(result['tested'])
+    counts = result['counts']
+    return set(range(1, 1 + sum(v for k, v in counts.items() if k not in ('untested', 'skipped'))))
 
 
 def report(labels) -> str:
@@ -183,6 +192,15 @@ def report(labels) -> str:
             lines.append(f'| `{r["source"]}`{scope} | {label} ({r["rev"]}) | {", ".join(t.split("/")[-1] for t in r["tests"])} '
                          f'| {c.get("ok_killed", 0)} | {c.get("bad_survived", 0)} | {c.get("bad_timeout", 0)} '
                          f'| {c.get("untested", 0)} | {score} |')
+    labels = list(runs)
+    if len(labels) == 2:  # time-limited runs test different prefixes: compare on the common mutants
+        first, second = (runs[label] for label in labels)
+        lines += ['', f'On the mutants tested by both {labels[0]} and {labels[1]} (same source, same numbering):', '',
+                  f'| module | tested by both | killed ({labels[0]}) | killed ({labels[1]}) |', '|---|---|---|---|']
+        for name in sorted(first.keys() & second.keys()):
+            tested = _tested_ids(first[name]) & _tested_ids(second[name])
+            killed = [len(tested - set(run[name]['survivors'])) for run in (first, second)]
+            lines.append(f'| {name} | {len(tested)} | {killed[0]} | {killed[1]} |')
     for label, results in runs.items():
         for name, r in results.items():
             if r['survivors']:
