@@ -199,7 +199,7 @@ def report(labels) -> str:
                   f'| module | tested by both | killed ({labels[0]}) | killed ({labels[1]}) |', '|---|---|---|---|']
         for name in sorted(first.keys() & second.keys()):
             tested = _tested_ids(first[name]) & _tested_ids(second[name])
-            killed = [len(tested - set(run[name]['survivors'])) for run in (first, second)]
+            killed = [len(tested - {int(i) for i in run[name]['survivors']}) for run in (first, second)]
             lines.append(f'| {name} | {len(tested)} | {killed[0]} | {killed[1]} |')
     for label, results in runs.items():
         for name, r in results.items():
