@@ -40,8 +40,10 @@ benchmark: weights
 golden: weights
 	$(PY) tests/golden/make_golden.py
 
-# Mutation testing (slow, not in CI): deliberate bugs of issue 12, then mutmut over the core modules.
+# Mutation testing (slow, not in CI; up to an hour per module on 2 cores): deliberate bugs of
+# issue 12, then mutmut over the core modules; benchmark_results/mutation.md discusses the result.
 mutation: weights
 	$(PY) -m pip install -q ".[mutation]"
 	$(PY) tests/mutation/deliberate_bugs.py > benchmark_results/mutation_deliberate_bugs.md
-	$(PY) tests/mutation/run_mutmut.py --label after
+	$(PY) tests/mutation/run_mutmut.py --label after --max-minutes 60
+	$(PY) tests/mutation/run_mutmut.py --report after
