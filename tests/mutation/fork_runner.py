@@ -3,7 +3,7 @@
 ``serve SOCKET`` imports the heavy third-party packages (never ``spips_pyiqa``), then for each
 request forks a child that runs ``pytest.main(args)``: the child imports ``spips_pyiqa`` fresh from
 disk, so it sees the mutant that mutmut just wrote. ``run SOCKET -- ARGS`` is the tiny client
-mutmut calls per mutant; its exit status is pytest's. If the client is killed (mutmut's timeout),
+mutmut calls per mutant; its exit status is 0 when pytest passes, else 1. If the client is killed (mutmut's timeout),
 the child is killed too.
 """
 
@@ -54,7 +54,9 @@ def run(path: str, args) -> int:
     client.connect(path)
     client.sendall((json.dumps(args) + '\n').encode())
     reply = client.makefile().readline().strip()
-    return int(reply) if reply.lstrip('-').isdigit() else 3
+    # mutmut 2 counts only exit status 1 as "tests failed": a mutant that breaks the import (pytest's
+    # status 2, collection error) or kills the child would count as surviving. Any failure is 1.
+    return 0 if reply == '0' else 1
 
 
 if __name__ == '__main__':
