@@ -153,9 +153,12 @@ def test_traditional_stack_order_and_luma(pair):
 def test_eq4_5_channel_norm():
     features = torch.randn(2, 48, 5, 7, generator=torch.Generator().manual_seed(1)) * 3
     features[0, :, 0, 0] = 0  # an all-zero vector stays zero (eps), without NaN
+    features[1, :, 0, 0] = 0
+    features[1, 0, 0, 0] = 1e-10  # |F| = eps: F / sqrt(|F|^2 + eps^2) = 1 / sqrt(2) exactly here
     f = features.double().numpy()
     expected = f / np.sqrt((f**2).sum(axis=1, keepdims=True) + 1e-20)
     np.testing.assert_allclose(normalize_channels(features).double().numpy(), expected, atol=1e-6, rtol=0)
+    assert normalize_channels(features)[1, 0, 0, 0].item() == pytest.approx(2**-0.5, rel=1e-5)
 
 
 @pytest.fixture(scope='module')
