@@ -159,8 +159,8 @@ def run_module(name: str, rev, python: str, max_minutes: float = 60) -> dict:
         counts[status] = counts.get(status, 0) + 1
     killed = counts.get('ok_killed', 0)
     tested = sum(v for k, v in counts.items() if k not in ('untested', 'skipped'))
-    tested = sorted(i for i, (status, _) in statuses.items() if status not in ('untested', 'skipped'))
-    return {'tested': tested, 'source': source, 'untested_at_time_limit': counts.get('untested', 0), 'functions': functions, 'tests': tests, 'selection': selection, 'rev': rev or 'working tree',
+    tested_ids = sorted(i for i, (status, _) in statuses.items() if status not in ('untested', 'skipped'))
+    return {'tested': tested_ids, 'source': source, 'untested_at_time_limit': counts.get('untested', 0), 'functions': functions, 'tests': tests, 'selection': selection, 'rev': rev or 'working tree',
             'counts': counts, 'score': killed / tested if tested else None, 'survivors': survivors}
 
 
