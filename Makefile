@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # torch/torchvision pinned to the builds that install from this machine kind's local disk.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup install weights demo test heads benchmark
+.PHONY: setup install weights demo test heads benchmark golden mutation
 
 $(VENV)/.deps: setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -37,3 +37,15 @@ heads: weights
 
 benchmark: weights
 	$(PY) -m spips_pyiqa benchmark --out benchmark_results/
+
+# Golden SPIPS values (tests/golden/golden_values.json): rerun after new heads, review the diff.
+golden: weights
+	$(PY) tests/golden/make_golden.py
+
+# Mutation testing (slow, not in CI; up to an hour per module on 2 cores): deliberate bugs of
+# issue 12, then mutmut over the core modules; benchmark_results/mutation.md discusses the result.
+mutation: weights
+	$(PY) -m pip install -q ".[mutation]"
+	$(PY) tests/mutation/deliberate_bugs.py > benchmark_results/mutation_deliberate_bugs.md
+	$(PY) tests/mutation/run_mutmut.py --label after --max-minutes 60
+	$(PY) tests/mutation/run_mutmut.py --report after

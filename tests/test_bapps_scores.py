@@ -218,8 +218,15 @@ def test_category_rows_and_markdown_table():
     assert jnd.values == {'jnd_map': pytest.approx(5 / 6)}
     lines = markdown_table([two_afc, jnd]).splitlines()
     assert lines[0] == '| task | category | n | 2afc | plcc | srcc | krcc | jnd_map |'
+    assert lines[1] == '|---|---|---|---|---|---|---|---|'
     assert lines[2].startswith(f'| 2afc | cnn | 3 | {two_afc.values["2afc"] * 100:.2f} |')
     assert lines[3] == '| jnd | cnn | 3 |  |  |  |  | 83.33 |'
+
+
+def test_category_score_is_immutable():
+    row = CategoryScore('2afc', 'a', 10, {'2afc': 0.6})
+    with pytest.raises(AttributeError):
+        row.n = 11
 
 
 def test_category_average_is_unweighted():

@@ -49,6 +49,12 @@ def _set_nan(checkpoint):
     checkpoint['params']['heads.semantic.convs.1.weight'][0, 3] = float('nan')
 
 
+def _set_value(key, index, value):
+    def edit(checkpoint):
+        checkpoint['params'][key].view(-1)[index] = value
+    return edit
+
+
 def _lpips_in_params(checkpoint):
     checkpoint['params'] = {f'lin{i}.model.1.weight': torch.ones(1, c, 1, 1) for i, c in enumerate((64, 192))}
 
@@ -86,6 +92,13 @@ BROKEN = {
                           r"its 'params' is a Tensor, not a state dict"),
     'NaN weights': (lambda tmp: _edited_heads(tmp / 'nan.pth', _set_nan),
                     'NaN or Inf values in heads.semantic.convs.1.weight'),
+    '+Inf weights': (lambda tmp: _edited_heads(tmp / 'inf.pth', _set_value('heads.perceptual.convs.1.weight', 5, float('inf'))),
+                     'NaN or Inf values in heads.perceptual.convs.1.weight'),
+    '-Inf weights': (lambda tmp: _edited_heads(tmp / 'ninf.pth', _set_value('heads.traditional.convs.0.weight', 0, -float('inf'))),
+                     'NaN or Inf values in heads.traditional.convs.0.weight'),
+    # -Inf makes that group's lambda 0: a finite but wrong score, so it must be refused too
+    '-Inf fusion logit': (lambda tmp: _edited_heads(tmp / 'logit.pth', _set_value('fusion.logits', 1, -float('inf'))),
+                          'NaN or Inf values in fusion.logits'),
     'LPIPS heads inside params': (lambda tmp: _edited_heads(tmp / 'lp.pth', _lpips_in_params),
                                   'missing keys: .*heads.*unexpected keys: lin0.model.1.weight'),
     'meta not a dict': (lambda tmp: _edited_heads(tmp / 'meta.pth', _bad_meta), "'meta' must be a dict"),
@@ -206,3 +219,40 @@ def test_missing_default_heads_name_the_file(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match=f'SPIPS checkpoint not found: {tmp_path / "spips_alex_v0.1.pth"}'):
         SPIPS(net='alex')
 
+
+
+def _full_state_with(spips, key, value):
+    state = _state(spips)
+    state[key].view(-1)[0] = value
+    return state
+
+
+@pytest.mark.parametrize('key', ['quality.fusion.logits', 'quality.heads.semantic.convs.0.weight',
+                                 'deep.backbone.slice1.0.weight'])
+@pytest.mark.parametrize('value', [float('inf'), -float('inf'), float('nan')])
+def test_non_finite_full_checkpoint_is_refused(spips, tmp_path, key, value):
+    """A full (pyiqa training) checkpoint with one non-finite value, heads or backbone."""
+    path = _saved(tmp_path / 'full.pth', {'params': _full_state_with(spips, key, value)})
+    before = _state(spips)
+    with pytest.raises(CheckpointError, match=f'{re.escape(str(path))} has NaN or Inf values in {re.escape(key)}'):
+        load_checkpoint(spips, path, ALEX)
+    assert all(torch.equal(before[k], v) for k, v in spips.state_dict().items())
+
+
+@pytest.mark.parametrize('route', ['SPIPS.load_state_dict', 'QualityHeads.load_state_dict', 'pyiqa load_weights'])
+def test_non_finite_weights_refused_on_routes_around_load_checkpoint(spips, tmp_path, route):
+    """pyiqa's ``InferenceModel.load_weights`` and training ``load_network`` call ``load_state_dict``
+    directly: the network's pre-hook refuses NaN/Inf there too, before copying anything."""
+    before = _state(spips)
+    with pytest.raises(CheckpointError, match=r'NaN or Inf values in (quality\.)?fusion\.logits'):
+        if route == 'SPIPS.load_state_dict':
+            spips.load_state_dict(_full_state_with(spips, 'quality.fusion.logits', -float('inf')))
+        elif route == 'QualityHeads.load_state_dict':
+            state = {k: v.clone() for k, v in spips.quality.state_dict().items()}
+            state['fusion.logits'][2] = float('inf')
+            spips.quality.load_state_dict(state)
+        else:
+            metric = pyiqa.create_metric('spips', device='cpu')
+            path = _saved(tmp_path / 'full.pth', {'params': _full_state_with(metric.net, 'quality.fusion.logits', float('inf'))})
+            metric.load_weights(str(path))
+    assert all(torch.equal(before[k], v) for k, v in spips.state_dict().items())

@@ -12,7 +12,9 @@ Anything else is refused with a :class:`CheckpointError` naming the file and the
 torchvision), missing/unexpected keys, wrong shapes (with the backbone and groups the heads were
 made for, when they fit a known variant), non-finite values. pyiqa loads LPIPS non-strictly, so a
 wrong file there goes unnoticed; here it cannot. Every check runs before any value is copied, so a
-refused file leaves the network as it was.
+refused file leaves the network as it was. Routes that bypass :func:`load_checkpoint` (pyiqa's
+``load_weights``, its training ``load_network``, a direct ``load_state_dict``) still meet
+:func:`refuse_non_finite_state`, which ``SPIPS`` registers as a ``load_state_dict`` pre-hook.
 """
 
 import pickle
@@ -121,9 +123,35 @@ def _check_state(path: Path, state: Mapping[str, Any], target: nn.Module, expect
     ]
     if shapes:
         raise CheckpointError(f'{problem}: {"; ".join(shapes[:3])}{_made_for(state)}')
-    broken = [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    broken = non_finite_keys(state)
     if broken:
         raise CheckpointError(f'{path} has NaN or Inf values in {_describe(broken)}: the file is damaged')
+
+
+def non_finite_keys(state: Mapping[str, Any], prefix: str = '') -> list[str]:
+    """Keys under ``prefix`` whose floating-point tensor holds NaN, +Inf or -Inf."""
+    return [
+        key
+        for key, value in state.items()
+        if key.startswith(prefix) and torch.is_tensor(value) and value.is_floating_point()
+        and not torch.isfinite(value).all()
+    ]
+
+
+def refuse_non_finite_state(module: nn.Module, state_dict: Mapping[str, Any], prefix: str, *_) -> None:
+    """``load_state_dict`` pre-hook: refuse NaN/Inf values before any of them is copied.
+
+    Covers the routes that bypass :func:`load_checkpoint`: pyiqa's ``InferenceModel.load_weights``,
+    the ``pretrain_network`` path of pyiqa's training models (``BaseModel.load_network``) and a
+    direct ``load_state_dict``. A -Inf fusion logit would even give a finite score (its group's
+    lambda becomes 0), so non-finite values are refused, not only NaN.
+    """
+    broken = non_finite_keys(state_dict, prefix)
+    if broken:
+        raise CheckpointError(
+            f'refusing to load a state dict with NaN or Inf values in {_describe(broken)} into '
+            f'{type(module).__name__}: the weights are damaged'
+        )
 
 
 def load_checkpoint(model: nn.Module, path, expected_meta: dict[str, Any]) -> dict[str, Any]:

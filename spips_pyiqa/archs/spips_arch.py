@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from pyiqa.utils.registry import ARCH_REGISTRY
 
-from spips_pyiqa.archs.checkpoint import load_checkpoint
+from spips_pyiqa.archs.checkpoint import load_checkpoint, refuse_non_finite_state
 from spips_pyiqa.archs.deep_features import DeepFeatureDistances
 from spips_pyiqa.archs.groups import GROUPS, group_channels
 from spips_pyiqa.archs.input_checks import check_image_pair
@@ -77,6 +77,8 @@ class SPIPS(nn.Module):
         self.net, self.groups = net, tuple(channels)
         self.quality = QualityHeads(channels)
         self.register_buffer('window', gaussian_kernel_1d(), persistent=False)
+        for module in (self, self.quality):  # every load_state_dict route refuses NaN/Inf weights
+            module.register_load_state_dict_pre_hook(refuse_non_finite_state)
         self.meta = {}
         if pretrained_model_path is not None or pretrained:
             path = pretrained_model_path

@@ -1,0 +1,111 @@
+"""Apply each deliberate bug of issue 12 to a scratch copy of the repository and run the non-slow
+tests that should catch it; print a Markdown table (``make mutation`` writes it to
+``benchmark_results/mutation.md``).
+
+Each bug is one literal source edit (the script refuses to run if the original text is not found
+exactly once, so a refactor cannot make a bug silently vanish). A bug is *caught* when at least one
+selected non-slow test fails with it applied; the unmodified copy must pass the same selection.
+
+Run from the repository root: ``python tests/mutation/deliberate_bugs.py`` (a few minutes).
+"""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_mutmut import REPO, export_tree  # noqa: E402  (a sibling script, not a package)
+
+# (name, file, original text, buggy text, tests to run)
+BUGS = [
+    ('lambda reordered (fusion zips reversed weights)', 'spips_pyiqa/archs/quality_heads.py',
+     'zip(self.weights, distances)', 'zip(self.weights.flip(0), distances)',
+     ['tests/test_equations.py', 'tests/test_golden.py']),
+    ('lambda reordered (group order of the fusion)', 'spips_pyiqa/archs/groups.py',
+     "GROUPS = ('traditional', 'perceptual', 'semantic')", "GROUPS = ('perceptual', 'traditional', 'semantic')",
+     ['tests/test_equations.py', 'tests/test_golden.py']),
+    ('Inf weights accepted (only NaN refused)', 'spips_pyiqa/archs/checkpoint.py',
+     'and not torch.isfinite(value).all()', 'and torch.isnan(value).any()',
+     ['tests/test_checkpoints.py']),
+    ('NaN/Inf load_state_dict pre-hook not registered', 'spips_pyiqa/archs/spips_arch.py',
+     'module.register_load_state_dict_pre_hook(refuse_non_finite_state)', 'pass',
+     ['tests/test_checkpoints.py']),
+    ('l*cs at every MS-SSIM scale (eq. 3)', 'spips_pyiqa/archs/traditional_maps.py',
+     'term = luminance * contrast_structure if last else contrast_structure',
+     'term = luminance * contrast_structure',
+     ['tests/test_equations.py']),
+    ('cs at every MS-SSIM scale (eq. 3)', 'spips_pyiqa/archs/traditional_maps.py',
+     'term = luminance * contrast_structure if last else contrast_structure',
+     'term = contrast_structure',
+     ['tests/test_equations.py']),
+    ('PSNR clamp removed (eq. 1)', 'spips_pyiqa/archs/traditional_maps.py',
+     '1.0 - (psnr / PSNR_MAX_DB).clamp(0.0, 1.0)', '1.0 - psnr / PSNR_MAX_DB',
+     ['tests/test_equations.py']),
+    ('SSIM/MS-SSIM clamp removed (eqs. 2-3)', 'spips_pyiqa/archs/traditional_maps.py',
+     'distance = 1.0 - similarity.clamp(0.0, 1.0)', 'distance = 1.0 - similarity',
+     ['tests/test_equations.py']),
+    ('MSE floor removed (eq. 1)', 'spips_pyiqa/archs/traditional_maps.py',
+     'torch.log10(mse.clamp_min(MSE_FLOOR))', 'torch.log10(mse)',
+     ['tests/test_spips_arch.py', 'tests/test_as_loss.py']),
+    ('--metric ignored by the score CLI', 'spips_pyiqa/cli/score.py',
+     'pyiqa.create_metric(args.metric,', "pyiqa.create_metric('spips',",
+     ['tests/test_score_cli_real.py']),
+    ('p0/p1 swapped in 2AFC scoring', 'spips_pyiqa/metrics/bapps_scores.py',
+     '(d0 < d1) * (1.0 - h) + (d1 < d0) * h', '(d0 < d1) * h + (d1 < d0) * (1.0 - h)',
+     ['tests/test_bapps_scores.py']),
+    ('p0/p1 swapped in BAPPS evaluation', 'spips_pyiqa/cli/evaluate.py',
+     "'d0': ('distA_img', 'ref_img'), 'd1': ('distB_img', 'ref_img')",
+     "'d0': ('distB_img', 'ref_img'), 'd1': ('distA_img', 'ref_img')",
+     ['tests/test_evaluate.py']),
+    ('channel norm by mean instead of sum (eqs. 4-5)', 'spips_pyiqa/archs/deep_features.py',
+     'features.pow(2).sum(dim=1, keepdim=True)', 'features.pow(2).mean(dim=1, keepdim=True)',
+     ['tests/test_equations.py']),
+]
+
+
+def _run_tests(copy: Path, tests) -> tuple:
+    """(passed?, names of failed tests) of the non-slow selection in ``copy``."""
+    env = {**os.environ, 'PYTHONPATH': str(copy), 'OMP_NUM_THREADS': '1'}
+    result = subprocess.run(
+        [sys.executable, '-m', 'pytest', '-q', '-x', '-m', 'not slow', '-p', 'no:cacheprovider', '-rfE', *tests],
+        cwd=copy, env=env, capture_output=True, text=True,
+    )
+    failed = re.findall(r'^(?:FAILED|ERROR) (.+?)(?: - .*)?$', result.stdout, flags=re.M)
+    return result.returncode == 0, failed, result.stdout[-2000:]
+
+
+def main() -> int:
+    rows = ['| deliberate bug | file | non-slow tests run | caught by (first failure) |', '|---|---|---|---|']
+    missed = 0
+    with tempfile.TemporaryDirectory(prefix='spips-bugs-') as scratch:
+        copy = Path(scratch)
+        export_tree(None, copy)
+        baseline_checked = set()
+        for name, file, original, buggy, tests in BUGS:
+            path = copy / file
+            source = path.read_text()
+            if source.count(original) != 1:
+                raise SystemExit(f'{file}: the text for "{name}" is not there exactly once: update BUGS')
+            if tuple(tests) not in baseline_checked:
+                passed, failed, _ = _run_tests(copy, tests)
+                if not passed:
+                    raise SystemExit(f'the unmodified selection {tests} fails ({failed}): fix the tests first')
+                baseline_checked.add(tuple(tests))
+            path.write_text(source.replace(original, buggy))
+            try:
+                passed, failed, tail = _run_tests(copy, tests)
+            finally:
+                path.write_text(source)
+            caught = ', '.join(f'`{f.split("::", 1)[-1]}`' for f in failed[:2]) if not passed else '**NOT CAUGHT**'
+            missed += passed
+            rows.append(f'| {name} | `{file}` | {", ".join(t.split("/")[-1] for t in tests)} | {caught} |')
+            print(rows[-1], file=sys.stderr)
+    print('\n'.join(rows))
+    return 1 if missed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
