@@ -82,11 +82,15 @@ def test_gradient_matches_finite_differences(loss, name):
     assert analytic.item() == pytest.approx(numeric.item(), rel=0.02)
 
 
-def test_gradient_descent_lowers_spips_at_every_step(loss):
+@pytest.mark.parametrize('name', ['spips', 'spips-label-free'])
+def test_gradient_descent_lowers_spips_at_every_step(loss, name):
+    """Adam at lr 0.01 (at 0.02 the human-trained heads, which converge ~40x lower in 25 steps,
+    overshoot once near the optimum: a property of the step size, not of the gradient)."""
+    loss = loss if name == 'spips' else pyiqa.create_metric(name, as_loss=True, device='cpu')
     ref = photo('coffee', 64)
     start = distort(ref, 'noise', 2)
     image = start.clone().requires_grad_(True)
-    optimiser = torch.optim.Adam([image], lr=0.02)
+    optimiser = torch.optim.Adam([image], lr=0.01)
     values = []
     for _ in range(25):
         optimiser.zero_grad()

@@ -197,7 +197,7 @@ def test_cli_agreement_on_a_live_dev_subset_then_from_cache(tmp_path, monkeypatc
         rows = list(csv.DictReader(line for line in handle if not line.startswith('#')))
     assert [r['metric'] for r in rows] == ['psnr', 'spips'] and {r['n'] for r in rows} == {'3'}
     md = (out / 'agreement_live_dev.md').read_text()
-    assert 'n=3: a small sample' in md and 'not BAPPS-trained' in md  # size and SPIPS provenance
+    assert 'n=3: a small sample' in md and 'human-trained on live_dev' in md  # size and SPIPS provenance
     assert (out / 'RESULTS.md').read_text().count('### live_dev') == 2
 
     def must_not_score(self, target, ref):

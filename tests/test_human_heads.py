@@ -62,8 +62,12 @@ def test_training_learns_only_the_named_parts_keeps_weights_non_negative_and_low
     trained, curve = hh.train_heads(start, features, range(12), recipe, monitor=range(12, 18))
     assert len(curve) == 31 and curve[-1]['loss'] < curve[0]['loss'] and 'held-out SRCC' in curve[-1]
     before, after = start.state_dict(), trained.state_dict()
-    changed = {k for k in after if not torch.equal(after[k], before[k])}
-    assert changed == {'fusion.logits', 'heads.traditional.convs.0.weight'}
+    factors = {k: after[k] / before[k] for k in after if k.startswith('heads.') and 'traditional' not in k}
+    factor = next(iter(factors.values())).flatten()[0]
+    for key, ratio in factors.items():  # frozen heads move only by the one common scale factor
+        torch.testing.assert_close(ratio[before[key] != 0], torch.full_like(ratio[before[key] != 0], factor))
+    assert factor != 1 and not torch.equal(after['fusion.logits'], before['fusion.logits'])
+    assert not torch.allclose(after['heads.traditional.convs.0.weight'] / factor, before['heads.traditional.convs.0.weight'])
     assert (after['heads.traditional.convs.0.weight'] >= 0).all()
     with torch.no_grad():  # one global factor keeps the starting heads' mean score on the training images
         torch.testing.assert_close(hh.scores(trained, features, range(12)).mean(), hh.scores(start, features, range(12)).mean())

@@ -69,7 +69,7 @@ def test_leaderboard_rows_equal_an_independent_computation(tmp_path, capsys, mon
             assert cell == _independent_cell(root, dataset, row[0]), (row[0], dataset)
             assert all(float(v) > 0.5 for v in cell.split('/'))  # agreement is positive, MOS or DMOS
     md = (out / 'leaderboard_pyiqa_fr.md').read_text()
-    assert f'| psnr | {rows[1][1]} | {rows[1][2]} |' in md and 'n=36' in md and 'not BAPPS-trained' in md
+    assert f'| psnr | {rows[1][1]} | {rows[1][2]} |' in md and 'n=36' in md and 'human-trained on live_dev' in md
     assert '### Leaderboard rows: pyiqa full-reference' in (out / 'RESULTS.md').read_text()
 
     def must_not_score(self, target, ref):
