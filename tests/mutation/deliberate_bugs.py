@@ -48,7 +48,7 @@ BUGS = [
      'distance = 1.0 - similarity.clamp(0.0, 1.0)', 'distance = 1.0 - similarity',
      ['tests/test_equations.py']),
     ('MSE floor removed (eq. 1)', 'spips_pyiqa/archs/traditional_maps.py',
-     'torch.log10(mse.clamp_min(MSE_FLOOR))', 'torch.log10(mse)',
+     'torch.log10(local_mse.clamp_min(MSE_FLOOR))', 'torch.log10(local_mse)',
      ['tests/test_spips_arch.py', 'tests/test_as_loss.py']),
     ('--metric ignored by the score CLI', 'spips_pyiqa/cli/score.py',
      'pyiqa.create_metric(args.metric,', "pyiqa.create_metric('spips',",
@@ -61,7 +61,7 @@ BUGS = [
      "'d0': ('distB_img', 'ref_img'), 'd1': ('distA_img', 'ref_img')",
      ['tests/test_evaluate.py']),
     ('channel norm by mean instead of sum (eqs. 4-5)', 'spips_pyiqa/archs/deep_features.py',
-     'features.pow(2).sum(dim=1, keepdim=True)', 'features.pow(2).mean(dim=1, keepdim=True)',
+     '(features * features).sum(dim=1, keepdim=True)', '(features * features).mean(dim=1, keepdim=True)',
      ['tests/test_equations.py']),
 ]
 
