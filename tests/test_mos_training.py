@@ -224,3 +224,22 @@ def test_mos_training_from_the_option_file_on_a_pyiqa_layout_fixture_and_reload(
 def test_labels_declared_the_wrong_way_round_get_a_loud_warning(tmp_path):
     log = _train(_kadid_options(tmp_path, lower_better=True), tmp_path)  # KADID is MOS: lower_better false
     assert 'anti-correlated' in log and 'sign' in log
+
+
+@pytest.mark.slow
+def test_the_live_dev_option_file_trains_without_validation_and_ends_cleanly(tmp_path):
+    """options/train_spips_live_dev.yml has no validation set (pyiqa's loop then ended in an
+    AttributeError on best_metric_results); on a small folder + scores CSV it must exit 0."""
+    root = _folder(tmp_path, _good_rows())
+    assert prepare_mos([str(root), '--name', 'tiny', '--out', str(tmp_path / 'meta')]) == 0
+    options = yaml.safe_load((REPO / 'options' / 'train_spips_live_dev.yml').read_text())
+    assert 'val' not in options and set(options['datasets']) == {'train'}
+    options['datasets']['train'].update(dataroot_target=str(root), num_worker_per_gpu=0, batch_size_per_gpu=3,
+                                        meta_info_file=str(tmp_path / 'meta' / 'meta_info_tiny.csv'))
+    options['datasets']['train']['augment']['random_crop'] = 64
+    options.update(num_gpu=0)
+    options['train']['total_epoch'] = 2
+    path = tmp_path / 'train.yml'
+    path.write_text(yaml.safe_dump(options))
+    _train(path, tmp_path)
+    assert (tmp_path / 'experiments' / 'SPIPS_alex_live_dev' / 'models' / 'net_latest.pth').is_file()

@@ -88,6 +88,9 @@ class SPIPSMOSModel(DistributedModelMixin, SPIPSTrainingMixin, GeneralIQAModel):
         self.prior = HeadsPrior(self.heads, strength).to(self.device) if strength else None
         self.within_scene = bool(train_opt.get('pairs_within_scene', False))
         self._seen: list[tuple[np.ndarray, np.ndarray]] = []
+        # pyiqa's train_pipeline returns this at the end; it exists only once a validation ran, so a
+        # run without validation (all of a small set, e.g. live_dev) would end in an AttributeError
+        self.best_metric_results = {}
         super().init_training_settings()
 
     def _select_learned(self, learn) -> None:
