@@ -204,7 +204,8 @@ def train_heads(
     target = torch.as_tensor(features.badness[list(index)])
     groups = torch.as_tensor([sorted(set(features.scenes)).index(features.scenes[i]) for i in index])
     with torch.no_grad():
-        temperature = recipe.temperature * scores(heads, features, index).std()
+        start_scores = scores(heads, features, index)
+    temperature = recipe.temperature * start_scores.std()
     for epoch in range(recipe.epochs + 1):
         with torch.enable_grad():
             loss = pairwise_preference_loss(
@@ -224,16 +225,16 @@ def train_heads(
         optimizer.step()
         heads.clamp_weights()
     heads.requires_grad_(False)
-    _keep_scale(start, heads, features, index)
+    _keep_scale(heads, start_scores.mean(), features, index)
     return heads, curve
 
 
 @torch.no_grad()
-def _keep_scale(start: QualityHeads, heads: QualityHeads, features: Features, index: Sequence[int]) -> None:
-    """Scale every head weight by one factor so the mean score on the training images is the
-    starting heads' (one global factor: no ranking or correlation changes; SPIPS keeps its range,
+def _keep_scale(heads: QualityHeads, start_mean: torch.Tensor, features: Features, index: Sequence[int]) -> None:
+    """Scale every head weight by one factor so the mean score on the training images is
+    ``start_mean``, the starting heads' (one global factor: no ranking or correlation changes; SPIPS keeps its range,
     and models of different folds stay comparable)."""
-    factor = scores(start, features, index).mean() / scores(heads, features, index).mean().clamp_min(1e-12)
+    factor = start_mean / scores(heads, features, index).mean().clamp_min(1e-12)
     for head in heads.heads.values():
         for conv in head.convs:
             conv.weight.mul_(factor)
