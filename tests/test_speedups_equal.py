@@ -167,6 +167,28 @@ def test_traditional_maps_and_gradients_equal_reference(monkeypatch, height, wid
     torch.testing.assert_close(grad_ours, grad_theirs, rtol=0, atol=1e-10 * grad_theirs.abs().max().item())
 
 
+ALL = (True,) * tm.TRADITIONAL_CHANNELS
+
+
+@pytest.mark.parametrize('needed', [ALL, (True,) + (False,) * 6, (False,) * 4 + (True,) * 3, (False, True) + (False,) * 5,
+                                    (True, False, True, False, False, True, False)])
+@pytest.mark.parametrize('height, width, batch', [(64, 64, 5), (67, 93, 2), (131, 257, 1)])
+def test_traditional_means_equal_means_of_the_maps(monkeypatch, height, width, batch, needed):
+    """Means taken without upsampling, and only of the needed channels (others 0), equal the means
+    of the reference maps; so do their gradients."""
+    monkeypatch.setattr(tm, 'CPU_CHUNK_PIXELS', 2 * height * width)
+    target, ref = photo_pair(height, width, batch, seed=2, dtype=torch.float64)
+    kernel = tm.gaussian_kernel_1d().double()
+    target.requires_grad_(True)
+    ours = tm.traditional_means(target, ref, kernel, needed)
+    theirs = reference_traditional_maps(target, ref, kernel).mean(dim=(2, 3)) * torch.tensor(needed, dtype=torch.float64)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+    upstream = torch.rand(ours.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    grad_ours, = torch.autograd.grad(ours, target, upstream)
+    grad_theirs, = torch.autograd.grad(theirs, target, upstream)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=0, atol=1e-10 * grad_theirs.abs().max().item())
+
+
 # ------------------------------------------------------------------------------ deep and whole
 @pytest.fixture(scope='module')
 def spips():
@@ -199,3 +221,36 @@ def test_spips_score_and_gradient_equal_float64_reference(spips, height, width, 
     # float32 rounding, amplified in flat regions by SSIM's 1 / C2, leaves ~1e-4 of the largest
     # gradient; a real mistake (a border, a derivative) is of the order of the gradient itself
     torch.testing.assert_close(grad.double(), expected_grad, rtol=0, atol=2e-3 * expected_grad.abs().max().item())
+
+
+@pytest.mark.parametrize('weights', [
+    None,  # label-free heads: every channel weighs, the score uses the means of all seven maps
+    (0.0, 0.0, 0.0, 0.0, 0.9, 1.8, 0.9),  # as the shipped v0.2 heads: zero channels are skipped
+    (-0.3, 0.5, 0.01, 0.1, 0.1, 0.08, 0.04),  # a negative weight: the ReLU cuts, maps are needed
+])
+@pytest.mark.parametrize('mode', ['eval', 'train'])
+def test_score_from_map_means_equals_the_maps(spips, weights, mode):
+    """Where the traditional head is monotone the score uses the maps' means (eval mode: only the
+    channels that weigh); the score, its gradient to the target and, in training, to every head
+    weight equal eqs. (1)-(12) computed in float64 from the full maps."""
+    model = copy.deepcopy(spips)
+    if weights is not None:
+        with torch.no_grad():
+            model.quality.heads['traditional'].convs[0].weight.copy_(torch.tensor(weights).view(1, -1, 1, 1))
+    model.train(mode == 'train')
+    reference = copy.deepcopy(model).double()
+    target, ref = photo_pair(64, 72, 2, seed=3)
+    target64, ref64 = target.double().requires_grad_(True), ref.double()
+    target.requires_grad_(True)
+    score = model(target, ref)
+    expected = reference_score(reference, target64, ref64)
+    if weights is not None and weights[0] < 0:  # the case is real: pooling before the ReLU would differ
+        weight = reference.quality.heads['traditional'].convs[0].weight
+        pooled = F.relu(tm.traditional_means(target64, ref64, reference.window) @ weight.flatten())
+        maps = reference_traditional_maps(target64, ref64, reference.window)
+        assert (pooled - F.relu(F.conv2d(maps, weight)).mean(dim=(1, 2, 3))).abs().max() > 1e-3
+    torch.testing.assert_close(score.double(), expected, rtol=1e-5, atol=1e-7)
+    ours = torch.autograd.grad(score.sum(), [target, *model.quality.parameters()])
+    theirs = torch.autograd.grad(expected.sum(), [target64, *reference.quality.parameters()])
+    for a, b in zip(ours if mode == 'train' else ours[:1], theirs):  # float32 rounding: see above
+        torch.testing.assert_close(a.double(), b, rtol=0, atol=2e-3 * b.abs().max().item())

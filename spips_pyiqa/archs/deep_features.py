@@ -119,4 +119,7 @@ class DeepFeatureDistances(nn.Module):
             - image: :math:`(N, 3, H, W)` in [0, 1].
             - Output: ``L`` tensors :math:`(N, C_l, H_l, W_l)`.
         """
-        return tuple(self.backbone(self.scaling(image * 2 - 1)))
+        image = self.scaling(image * 2 - 1)
+        if image.device.type == 'cpu':  # oneDNN convolutions and pooling: ~20% faster channels-last
+            image = image.contiguous(memory_format=torch.channels_last)
+        return tuple(self.backbone(image))

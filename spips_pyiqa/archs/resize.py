@@ -46,3 +46,17 @@ def resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     rows = bilinear_matrix(x.shape[-2], size[0], x.device, x.dtype)
     cols = bilinear_matrix(x.shape[-1], size[1], x.device, x.dtype)
     return rows @ x @ cols.T
+
+
+@lru_cache(maxsize=64)
+def resize_mean_weights(in_size: int, out_size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    r"""Weights ``v`` such that ``v @ x`` is the mean of ``x`` resized along one axis to ``out_size``.
+
+    Resizing is the product with :func:`bilinear_matrix` ``R``, so the mean of ``R x`` is
+    ``(1^T R / \text{out\_size}) x``: the column sums of ``R`` over the output length. Along both
+    axes, ``v_H^T X v_W`` is the spatial mean of ``resize_bilinear(X)``.
+
+    Shape:
+        Output: :math:`(\text{in\_size},)`.
+    """
+    return bilinear_matrix(in_size, out_size, torch.device('cpu'), torch.float64).sum(dim=0).div(out_size).to(device, dtype)

@@ -30,7 +30,7 @@ from spips_pyiqa.archs.deep_features import DeepFeatureDistances
 from spips_pyiqa.archs.groups import GROUPS, group_channels
 from spips_pyiqa.archs.input_checks import check_image_pair
 from spips_pyiqa.archs.quality_heads import QualityHeads
-from spips_pyiqa.archs.traditional_maps import gaussian_kernel_1d, traditional_maps
+from spips_pyiqa.archs.traditional_maps import gaussian_kernel_1d, traditional_maps, traditional_means
 
 #: Version of the label-free heads (part of their file names); ``'0.2'``: human-trained heads
 #: (:mod:`spips_pyiqa.recipes.human_heads`), where cross-validation supports them.
@@ -87,8 +87,15 @@ class SPIPS(nn.Module):
             self.meta = load_checkpoint(self, path, {'net': net, 'groups': list(self.groups)})
         self.eval()
 
-    def distance_maps(self, target: torch.Tensor, ref: torch.Tensor) -> Dict[str, List[torch.Tensor]]:
+    def distance_maps(
+        self, target: torch.Tensor, ref: torch.Tensor, pooled: bool = False
+    ) -> Dict[str, List[torch.Tensor]]:
         """Per group, its distance maps before the heads (eqs. 1-8), checked inputs assumed.
+
+        With ``pooled`` the traditional group holds the spatial means of its maps, shape
+        :math:`(N, 7, 1, 1)` (:func:`traditional_means`), enough for the score where the traditional
+        head is monotone (:meth:`_pools_traditional`); in eval mode, channels whose head weight is
+        exactly 0 are then not computed (they read 0; their weight gets no gradient).
 
         Shape:
             - target, ref: :math:`(N, C, H, W)`, already through ``check_image_pair``.
@@ -96,9 +103,26 @@ class SPIPS(nn.Module):
         """
         perceptual, semantic = self.deep(target, ref)
         maps = {'perceptual': perceptual, 'semantic': semantic}
-        if 'traditional' in self.groups:
+        if 'traditional' in self.groups and pooled:
+            needed = None if self.training else (self._traditional_weight() != 0).tolist()
+            maps['traditional'] = [traditional_means(target, ref, self.window, needed)[..., None, None]]
+        elif 'traditional' in self.groups:
             maps['traditional'] = [traditional_maps(target, ref, self.window)]
         return maps
+
+    def _traditional_weight(self) -> torch.Tensor:
+        """The traditional head's 1x1 weights, shape :math:`(7,)`."""
+        return self.quality.heads['traditional'].convs[0].weight.detach().flatten()
+
+    def _pools_traditional(self) -> bool:
+        r"""Whether the score may use the traditional maps' means instead of the maps.
+
+        The maps lie in [0, 1]; with non-negative head weights the ReLU of eq. (11) never cuts, so
+        :math:`\mathrm{mean}(\mathrm{ReLU}(w^\top D)) = \mathrm{ReLU}(w^\top \mathrm{mean}(D))`: the
+        same score without forming the upsampled MS-SSIM maps. Training keeps the weights
+        non-negative; a checkpoint with a negative weight takes the map path.
+        """
+        return 'traditional' in self.groups and bool((self._traditional_weight() >= 0).all())
 
     def group_distances(self, target: torch.Tensor, ref: torch.Tensor) -> Dict[str, torch.Tensor]:
         r"""Each group's distance :math:`d_g` before fusion, eqs. (9)-(11).
@@ -108,7 +132,7 @@ class SPIPS(nn.Module):
             - Output: ``{group: (N, 1)}``.
         """
         target, ref = check_image_pair(target, ref)
-        _, distances, _ = self.quality(self.distance_maps(target, ref))
+        _, distances, _ = self.quality(self.distance_maps(target, ref, pooled=self._pools_traditional()))
         return distances
 
     def _upsampled_maps(self, quality_maps, size) -> Dict[str, torch.Tensor]:
@@ -150,7 +174,7 @@ class SPIPS(nn.Module):
             - Output: :math:`(N, 1)`; with ``return_map`` also :math:`(N, 1, H, W)`.
         """
         target, ref = check_image_pair(target, ref)
+        if not return_map:
+            return self.quality(self.distance_maps(target, ref, pooled=self._pools_traditional()))[0]
         score, _, maps = self.quality(self.distance_maps(target, ref))
-        if return_map:
-            return score, self._upsampled_maps(maps, target.shape[-2:])['spips']
-        return score
+        return score, self._upsampled_maps(maps, target.shape[-2:])['spips']

@@ -27,14 +27,14 @@ References:
 """
 
 from functools import lru_cache
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from spips_pyiqa.archs.gaussian_filter import gaussian_filter
-from spips_pyiqa.archs.resize import resize_bilinear
+from spips_pyiqa.archs.resize import resize_bilinear, resize_mean_weights
 
 MS_SSIM_SCALES = 5
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -216,32 +216,53 @@ def psnr_distance_map(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor) ->
     return psnr_distance_from_mse(gaussian_filter(squared_error(x, y), kernel))
 
 
-def _similarity_to_distance(similarity: torch.Tensor, size) -> torch.Tensor:
-    """``1 - clip(similarity, 0, 1)``, bilinearly resized to ``size`` when needed (eqs. 2-3)."""
-    distance = 1.0 - similarity.clamp(0.0, 1.0)
+def _resized(distance: torch.Tensor, size) -> torch.Tensor:
+    """``distance`` bilinearly resized to ``size`` (unchanged when it has that size already)."""
     if distance.shape[-2:] != tuple(size):
         distance = resize_bilinear(distance, tuple(size))
     return distance
 
 
+def _resized_mean(distance: torch.Tensor, size) -> torch.Tensor:
+    """Spatial mean of ``_resized(distance, size)``, shape :math:`(N, C)`, without resizing."""
+    if distance.shape[-2:] == tuple(size):
+        return distance.mean(dim=(2, 3))
+    rows, cols = (resize_mean_weights(n, out, distance.device, distance.dtype) for n, out in zip(distance.shape[-2:], size))
+    return torch.matmul(torch.matmul(rows, distance), cols)
+
+
 def _ssim_distance_maps(
-    pair: torch.Tensor, kernel: torch.Tensor, extra: Optional[torch.Tensor] = None
-) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
-    """The maps of :func:`ssim_distance_maps` (as a list) and ``extra`` filtered at scale 1."""
-    size = pair.shape[-2:]
-    maps, filtered_extra = [], None
+    pair: Optional[torch.Tensor],
+    kernel: torch.Tensor,
+    extra: Optional[torch.Tensor] = None,
+    finish: Callable = _resized,
+    needed: Sequence[bool] = (True,) * TRADITIONAL_CHANNELS,
+) -> Tuple[List[Optional[torch.Tensor]], Optional[torch.Tensor]]:
+    """The SSIM and MS-SSIM distances of :func:`ssim_distance_maps`, each through
+    ``finish(distance, size)`` (channels 1.. of ``needed``; ``None`` where not needed), and
+    ``extra`` filtered at scale 1. Scales past the last needed one are not computed."""
+    size = (pair if pair is not None else extra).shape[-2:]
+    maps: List[Optional[torch.Tensor]] = [None] * (TRADITIONAL_CHANNELS - 1)
+    filtered_extra = None
     for scale in range(MS_SSIM_SCALES):
-        if scale > 0:
+        first, last = scale == 0, scale == MS_SSIM_SCALES - 1
+        if not any(needed[2 + scale :]) and not (first and any(needed[:2])):
+            break
+        if not first:
             pair = F.avg_pool2d(pair, kernel_size=2, ceil_mode=True)
-        stats = local_statistics(pair, kernel, extra if scale == 0 else None)
-        if scale == 0 and extra is not None:
+        if not (needed[2 + scale] or (first and needed[1])):  # PSNR alone at scale 1
+            if first and extra is not None:
+                filtered_extra = gaussian_filter(extra, kernel)
+            continue
+        stats = local_statistics(pair, kernel, extra if first else None)
+        if first and extra is not None:
             stats, filtered_extra = stats.split([5, extra.shape[1]], dim=1)
         luminance, contrast_structure = components_from_statistics(stats)
-        if scale == 0:
-            maps.append(_similarity_to_distance(luminance * contrast_structure, size))
-        last = scale == MS_SSIM_SCALES - 1
-        term = luminance * contrast_structure if last else contrast_structure
-        maps.append(_similarity_to_distance(term, size))
+        if first and needed[1]:
+            maps[0] = finish(1.0 - (luminance * contrast_structure).clamp(0.0, 1.0), size)
+        if needed[2 + scale]:
+            term = luminance * contrast_structure if last else contrast_structure
+            maps[1 + scale] = finish(1.0 - term.clamp(0.0, 1.0), size)
     return maps, filtered_extra
 
 
@@ -275,16 +296,58 @@ def traditional_maps(target: torch.Tensor, ref: torch.Tensor, kernel: torch.Tens
         - Output: :math:`(N, 7, H, W)` in [0, 1]: PSNR, SSIM, MS-SSIM scales 1..5; all zero where
           ``target == ref``.
     """
+    return _in_chunks(target, ref, lambda t, r: torch.cat(_chunk_maps(t, r, kernel, _resized), dim=1))
+
+
+def traditional_means(
+    target: torch.Tensor, ref: torch.Tensor, kernel: torch.Tensor, needed: Optional[Sequence[bool]] = None
+) -> torch.Tensor:
+    r"""Spatial means of the maps of :func:`traditional_maps`, computed without resizing any map.
+
+    Bilinear resizing is linear, so the mean of a resized coarse MS-SSIM map is a fixed weighted
+    sum of the coarse map (:func:`~spips_pyiqa.archs.resize.resize_mean_weights`): equal to float
+    rounding, and the upsampled maps (and their backward) are never formed. Channels whose
+    ``needed`` entry is false are not computed and read 0; scales past the last needed channel are
+    skipped altogether.
+
+    Shape:
+        - target, ref: :math:`(N, 3, H, W)` in [0, 1].
+        - needed: :data:`TRADITIONAL_CHANNELS` booleans, or ``None`` for all.
+        - Output: :math:`(N, 7)`.
+    """
+    needed = tuple(bool(n) for n in needed) if needed is not None else (True,) * TRADITIONAL_CHANNELS
+    if len(needed) != TRADITIONAL_CHANNELS:
+        raise ValueError(f'needed must have {TRADITIONAL_CHANNELS} entries, got {len(needed)}')
+
+    def means(t: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        maps = _chunk_maps(t, r, kernel, _resized_mean, needed)
+        zero = t.new_zeros(t.shape[0], 1)
+        return torch.cat([zero if m is None else m for m in maps], dim=1)
+
+    return _in_chunks(target, ref, means)
+
+
+def _in_chunks(target: torch.Tensor, ref: torch.Tensor, compute: Callable) -> torch.Tensor:
+    """``compute(target, ref)``, on CPU over chunks of about :data:`CPU_CHUNK_PIXELS` pixels."""
     batch, _, height, width = target.shape
     chunk = max(1, CPU_CHUNK_PIXELS // (height * width)) if target.device.type == 'cpu' else batch
     if chunk >= batch:
-        return _traditional_maps(target, ref, kernel)
+        return compute(target, ref)
     # split (not slices): its backward concatenates the chunks' gradients once
-    parts = [_traditional_maps(t, r, kernel) for t, r in zip(target.split(chunk), ref.split(chunk))]
-    return torch.cat(parts)
+    return torch.cat([compute(t, r) for t, r in zip(target.split(chunk), ref.split(chunk))])
 
 
-def _traditional_maps(target: torch.Tensor, ref: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    pair = torch.cat([luma(target), luma(ref)], dim=1)
-    maps, local_mse = _ssim_distance_maps(pair, kernel, extra=squared_error(target, ref))
-    return torch.cat([psnr_distance_from_mse(local_mse), *maps], dim=1)
+def _chunk_maps(
+    target: torch.Tensor,
+    ref: torch.Tensor,
+    kernel: torch.Tensor,
+    finish: Callable,
+    needed: Sequence[bool] = (True,) * TRADITIONAL_CHANNELS,
+) -> List[Optional[torch.Tensor]]:
+    """The seven maps of one chunk through ``finish``; ``None`` where ``needed`` is false."""
+    size = target.shape[-2:]
+    extra = squared_error(target, ref) if needed[0] else None
+    pair = torch.cat([luma(target), luma(ref)], dim=1) if any(needed[1:]) else None
+    maps, local_mse = _ssim_distance_maps(pair, kernel, extra, finish, needed)
+    psnr = finish(psnr_distance_from_mse(local_mse), size) if needed[0] else None
+    return [psnr, *maps]
