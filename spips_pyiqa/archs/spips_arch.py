@@ -18,7 +18,7 @@ Weights: the backbone is torchvision's ImageNet model (offline through
 """
 
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -104,11 +104,17 @@ class SPIPS(nn.Module):
         perceptual, semantic = self.deep(target, ref)
         maps = {'perceptual': perceptual, 'semantic': semantic}
         if 'traditional' in self.groups and pooled:
-            needed = None if self.training else (self._traditional_weight() != 0).tolist()
+            needed = self.traditional_channels_needed()
             maps['traditional'] = [traditional_means(target, ref, self.window, needed)[..., None, None]]
         elif 'traditional' in self.groups:
             maps['traditional'] = [traditional_maps(target, ref, self.window)]
         return maps
+
+    def traditional_channels_needed(self) -> Optional[List[bool]]:
+        """Which traditional maps the pooled score computes: in eval mode those whose head weight is
+        non-zero (the others cannot change the score or its gradient to the images); ``None`` (all)
+        in training, where every weight gets its gradient."""
+        return None if self.training else (self._traditional_weight() != 0).tolist()
 
     def _traditional_weight(self) -> torch.Tensor:
         """The traditional head's 1x1 weights, shape :math:`(7,)`."""

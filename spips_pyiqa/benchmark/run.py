@@ -245,7 +245,8 @@ def run_speed(args, metrics) -> None:
         _write(tables[0], args.out, f'speed_{device.type}')
         if len(tables) > 1:
             _write(tables[1], args.out, f'memory_{device.type}')
-        lines = target_check(raw)
+        # the shipped default, and label-free heads, where all seven traditional maps weigh
+        lines = [line for name in ('spips', 'spips-label-free') for line in target_check(raw, name)]
         if lines:
             targets = Table(f'SPIPS speed targets on {device.type.upper()}', ['check'],
                             [{'check': line} for line in lines])

@@ -381,21 +381,28 @@ def target_check(raw: dict, name: str = 'spips') -> list[str]:
 # where SPIPS spends its time
 # --------------------------------------------------------------------------------------------
 def component_times(metric, size: int, batch: int, repeats: int, reference=None) -> Table:
-    """Median time of the parts of a SPIPS call: input checks, deep features, traditional maps,
-    heads and fusion, and the whole pyiqa call (and of a ``reference`` metric's whole call, e.g.
-    lpips), interleaved like :func:`time_interleaved`."""
+    """Median time of the parts of a SPIPS call: input checks, deep features, traditional maps (as
+    the score computes them, for heads where all seven weigh, and at full resolution as
+    ``return_map`` needs them), heads and fusion, and the whole pyiqa call (and of a ``reference``
+    metric's whole call, e.g. lpips), interleaved like :func:`time_interleaved`."""
     from spips_pyiqa.archs.input_checks import check_image_pair
-    from spips_pyiqa.archs.traditional_maps import traditional_maps
+    from spips_pyiqa.archs.traditional_maps import traditional_maps, traditional_means
 
     net = metric.net
     target, ref = speed_inputs(size, batch)
-    maps = net.distance_maps(target, ref)
+    maps = net.distance_maps(target, ref, pooled=True)
     calls = {'pyiqa call (total)': lambda: metric(target, ref),
              'input checks (check_image_pair)': lambda: check_image_pair(target, ref),
              'deep features (backbone x2 + normalise + diff)': lambda: net.deep(target, ref),
              'heads + fusion': lambda: net.quality(maps)}
     if 'traditional' in net.groups:
-        calls['traditional maps (PSNR/SSIM/MS-SSIM)'] = lambda: traditional_maps(target, ref, net.window)
+        needed = net.traditional_channels_needed()
+        calls[f'traditional map means, as the score computes them ({sum(needed)} of 7 maps weigh)'] = (
+            lambda: traditional_means(target, ref, net.window, needed))
+        calls['traditional map means, all 7 maps (heads where every map weighs)'] = (
+            lambda: traditional_means(target, ref, net.window))
+        calls['traditional maps at full resolution (return_map / quality_maps only)'] = (
+            lambda: traditional_maps(target, ref, net.window))
     if reference is not None:
         calls[f'pyiqa {reference.metric_name} call (for comparison)'] = lambda: reference(target, ref)
     times = time_interleaved(calls, repeats, torch.device('cpu'), desc='components')
@@ -404,7 +411,9 @@ def component_times(metric, size: int, batch: int, repeats: int, reference=None)
         title=f'Where {metric.metric_name} spends its time: {size}x{size}, batch {batch}, CPU',
         columns=['part', 'median ms', 'share of total'],
         notes=[f'Each part called on its own, {repeats} interleaved repetitions (median); shares are '
-               'of the SPIPS total, so parts need not add up to exactly 100%.'],
+               'of the SPIPS total, so parts need not add up to exactly 100%. The score path uses the '
+               'means of the traditional maps (no upsampled MS-SSIM maps) and skips maps whose head '
+               'weight is 0; the three traditional rows are alternatives, not parts of one call.'],
         digits=1,
     )
     for part, values in times.items():
