@@ -12,6 +12,7 @@ import torch
 from spips_pyiqa.benchmark import run as benchmark
 from spips_pyiqa.data.bapps_fixture import make_bapps_fixture
 from spips_pyiqa.data.bapps_prepare import collect_rows, default_output_dir, write_meta_info
+from spips_pyiqa.data.mos_prepare import MosRow
 from spips_pyiqa.benchmark.agreement import LiveDev, default_live_dev, load_anchors
 from spips_pyiqa.benchmark.cache import ScoreCache, cache_key, state_dict_sha256
 from spips_pyiqa.benchmark.figures import scatter_figure
@@ -155,8 +156,7 @@ def test_memory_child_reports_inference_peak():
 
 # ---------------------------------------------------------------------------------- figures, CLI
 def test_scatter_figure(tmp_path):
-    rows = tuple({'dist_img': f'd{i}.png', 'ref_img': 'r.png', 'distortion': k, 'dmos': str(10 + 5 * i)}
-                 for i, k in enumerate(['jpeg', 'wnoise'] * 4))
+    rows = tuple(MosRow('r.png', f'd{i}.png', 10.0 + 5 * i, 'r.png', k) for i, k in enumerate(['jpeg', 'wnoise'] * 4))
     dataset = LiveDev(tmp_path, rows, 'key')
     scores = {'a': np.arange(8.0), 'b': -np.arange(8.0) ** 2}
     lower = {'a': True, 'b': False}
@@ -221,7 +221,7 @@ def test_fusion_rule_table_marks_the_shipped_candidate(tmp_path, monkeypatch):
     rows = []
     for i in range(6):
         Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / f'd{i}.png')
-        rows.append({'dist_img': f'd{i}.png', 'ref_img': 'd0.png', 'distortion': 'jpeg', 'dmos': str(i)})
+        rows.append(MosRow('d0.png', f'd{i}.png', float(i), 'd0.png', 'jpeg'))
     dataset = LiveDev(tmp_path, tuple(rows), 'data')
     lambdas = {'a': {'traditional': 1.0, 'perceptual': 1.0, 'semantic': 1.0},
                'b': {'traditional': 1.0, 'perceptual': 1.0, 'semantic': 8.0}}

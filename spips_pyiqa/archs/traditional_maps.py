@@ -97,17 +97,19 @@ class SSIMComponents(NamedTuple):
 def local_statistics(pair: torch.Tensor, kernel: torch.Tensor, extra: Optional[torch.Tensor] = None) -> torch.Tensor:
     r"""Gaussian-weighted local moments of an image pair, all in one filtering call.
 
-    Channels of the output: :math:`\mu_x, \mu_y, E[x^2], E[y^2], E[(x - y)^2]`, then the filtered
+    Channels of the output: :math:`\mu_x, \mu_y, E[x^2 + y^2], E[(x - y)^2]`, then the filtered
     ``extra`` channels (SPIPS passes the squared error of eq. 1, so one call serves PSNR too).
+    SSIM needs the two second moments only summed (:class:`_SSIMTerms`), so they are filtered as
+    one channel.
 
     Shape:
         - pair: :math:`(N, 2, H, W)`, ``x`` then ``y``.
         - extra: :math:`(N, E, H, W)` or ``None``.
-        - Output: :math:`(N, 5 + E, H, W)`.
+        - Output: :math:`(N, 4 + E, H, W)`.
     """
     x, y = pair.unbind(dim=1)  # unbind, not slices: one cheap node in the backward
     difference = x - y  # E[(x - y)^2] rather than E[xy]: exactly 0 for identical images (_SSIMTerms)
-    planes = [pair, pair * pair, (difference * difference).unsqueeze(1)]
+    planes = [pair, (x * x + y * y).unsqueeze(1), (difference * difference).unsqueeze(1)]
     if extra is not None:
         planes.append(extra)
     return gaussian_filter(torch.cat(planes, dim=1), kernel)
@@ -117,7 +119,7 @@ class _SSIMTerms(torch.autograd.Function):
     r"""``l`` and ``cs`` from the moments as one autograd node with a hand-written backward.
 
     With :math:`D = \mu_x - \mu_y`, :math:`B_1 = \mu_x^2 + \mu_y^2 + C_1`,
-    :math:`B_2 = E[x^2] - \mu_x^2 + E[y^2] - \mu_y^2 + C_2` and :math:`Q = E[(x - y)^2]`,
+    :math:`B_2 = E[x^2 + y^2] - \mu_x^2 - \mu_y^2 + C_2` and :math:`Q = E[(x - y)^2]`,
 
     .. math::
         l = \frac{2\mu_x\mu_y + C_1}{B_1} = 1 - \frac{D^2}{B_1}, \qquad
@@ -127,21 +129,21 @@ class _SSIMTerms(torch.autograd.Function):
     near-identical ones lose no precision to float32 cancellation). Derivatives:
     :math:`\partial l/\partial\mu_x = 2(\mu_y - l\mu_x)/B_1`,
     :math:`\partial cs/\partial\mu_x = 2(cs\,\mu_x - \mu_y)/B_2`,
-    :math:`\partial cs/\partial E[x^2] = (1 - cs)/B_2`, :math:`\partial cs/\partial Q = -1/B_2`
+    :math:`\partial cs/\partial E[x^2 + y^2] = (1 - cs)/B_2`, :math:`\partial cs/\partial Q = -1/B_2`
     (symmetric in x and y). About half the work of autograd's dozen nodes.
     """
 
     @staticmethod
     def forward(ctx, stats: torch.Tensor):
         c1, c2 = _K1**2, _K2**2
-        means, squares, difference = stats.split([2, 2, 1], dim=1)
+        means, energy, difference = stats.split([2, 1, 1], dim=1)
         mu_x, mu_y = means.unbind(dim=1)
         mean_gap = (mu_x - mu_y).unsqueeze(1)
         gap_squared = mean_gap * mean_gap
-        mu_squared = means * means
-        luminance_den = mu_squared.sum(dim=1, keepdim=True) + c1
+        mean_energy = (means * means).sum(dim=1, keepdim=True)  # mu_x^2 + mu_y^2
+        luminance_den = mean_energy + c1
         luminance = 1 - gap_squared / luminance_den
-        contrast_den = (squares - mu_squared).sum(dim=1, keepdim=True) + c2
+        contrast_den = energy - mean_energy + c2
         contrast_structure = 1 - (difference - gap_squared) / contrast_den
         ctx.save_for_backward(means, luminance, luminance_den, contrast_structure, contrast_den)
         return luminance, contrast_structure
@@ -154,15 +156,15 @@ class _SSIMTerms(torch.autograd.Function):
         per_contrast = grad_contrast / contrast_den
         swapped = means.flip(1)  # (mu_y, mu_x)
         grad_means = per_luminance * (swapped - luminance * means) + per_contrast * (contrast_structure * means - swapped)
-        grad_squares = per_contrast * (1 - contrast_structure)
-        return torch.cat([2 * grad_means, grad_squares, grad_squares, -per_contrast], dim=1)
+        grad_energy = per_contrast * (1 - contrast_structure)
+        return torch.cat([2 * grad_means, grad_energy, -per_contrast], dim=1)
 
 
 def components_from_statistics(stats: torch.Tensor) -> SSIMComponents:
     r"""SSIM's ``l`` and ``cs`` maps for data range 1 from the moments of :func:`local_statistics`.
 
     Shape:
-        - stats: :math:`(N, 5, H, W)`: :math:`\mu_x, \mu_y, E[x^2], E[y^2], E[(x - y)^2]`.
+        - stats: :math:`(N, 4, H, W)`: :math:`\mu_x, \mu_y, E[x^2 + y^2], E[(x - y)^2]`.
         - Output: two tensors of shape :math:`(N, 1, H, W)`.
     """
     return SSIMComponents(*_SSIMTerms.apply(stats))
@@ -171,7 +173,7 @@ def components_from_statistics(stats: torch.Tensor) -> SSIMComponents:
 def ssim_components(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor) -> SSIMComponents:
     r"""Same-size maps of SSIM's ``l`` and ``cs`` terms for data range 1 (the factors of eq. 2).
 
-    The five local statistics are filtered in one call (:func:`local_statistics`).
+    The four local statistics are filtered in one call (:func:`local_statistics`).
 
     Shape:
         - x, y: :math:`(N, 1, H, W)` in [0, 1].
@@ -256,7 +258,7 @@ def _ssim_distance_maps(
             continue
         stats = local_statistics(pair, kernel, extra if first else None)
         if first and extra is not None:
-            stats, filtered_extra = stats.split([5, extra.shape[1]], dim=1)
+            stats, filtered_extra = stats.split([4, extra.shape[1]], dim=1)
         luminance, contrast_structure = components_from_statistics(stats)
         if first and needed[1]:
             maps[0] = finish(1.0 - (luminance * contrast_structure).clamp(0.0, 1.0), size)

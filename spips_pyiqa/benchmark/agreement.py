@@ -7,7 +7,6 @@ absolute. The correlations themselves (SRCC, KRCC, PLCC after the VQEG logistic 
 :func:`spips_pyiqa.metrics.correlation.correlations`.
 """
 
-import csv
 import re
 import shutil
 import sys
@@ -24,7 +23,7 @@ from spips_pyiqa.metrics.bapps_scores import to_distance
 from spips_pyiqa.metrics.correlation import Correlations, correlations, srcc_interval
 from spips_pyiqa.benchmark.cache import ScoreCache, cache_key, files_sha256
 from spips_pyiqa.benchmark.tables import Table, read_table_rows, relative_path
-from spips_pyiqa.data.live_dev import REPO_ROOT, default_live_dev
+from spips_pyiqa.data.live_dev import REPO_ROOT, default_live_dev, read_live_dev
 
 __all__ = [
     'LiveDev',
@@ -42,47 +41,47 @@ DISTORTION_ORDER = ('gblur', 'jpeg', 'wnoise')
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LiveDev:
-    """The ``live_dev`` subset of LIVE: rows of ``scores.csv`` (``dist_img, ref_img, distortion,
-    live_name, dmos``; higher DMOS = worse) and a key over the scores file and images."""
+    """The ``live_dev`` subset of LIVE: its checked rows (:func:`~spips_pyiqa.data.live_dev.read_live_dev`;
+    ``mos`` is DMOS, higher = worse) and a key over the scores file and images."""
 
     root: Path
-    rows: tuple
+    rows: tuple  # of MosRow
     key: str
 
     @property
     def items(self) -> list[str]:
-        return [row['dist_img'] for row in self.rows]
+        return [row.dist for row in self.rows]
 
     @property
     def dmos(self) -> np.ndarray:
-        return np.array([float(row['dmos']) for row in self.rows])
+        return np.array([row.mos for row in self.rows])
 
     @property
     def distortions(self) -> np.ndarray:
-        return np.array([row['distortion'] for row in self.rows])
+        return np.array([row.distortion for row in self.rows])
 
     def pair(self, item: str):
         """Paths of (distorted, reference) for an item name (its ``dist_img``)."""
-        row = next(row for row in self.rows if row['dist_img'] == item)
-        return self.root / row['dist_img'], self.root / row['ref_img']
+        row = next(row for row in self.rows if row.dist == item)
+        return self.root / row.dist, self.root / row.ref
 
 
 def load_live_dev(root: Path, limit: int = 0) -> LiveDev:
     """Read ``root/scores.csv``; ``limit > 0`` keeps that many rows spread over the distortions.
 
     Raises:
-        FileNotFoundError: no ``scores.csv`` under ``root``.
+        MosDataError: no ``scores.csv`` under ``root``, or a row that fails the checks of
+            :func:`~spips_pyiqa.data.mos_prepare.read_scores`.
     """
     root = Path(root)
-    with (root / 'scores.csv').open(newline='') as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_live_dev(root)
     # the key covers every image, so a --limit run shares the full run's cache files
-    files = sorted({root / r[c] for r in rows for c in ('dist_img', 'ref_img')})
+    files = sorted({root / path for r in rows for path in (r.dist, r.ref)})
     key = files_sha256([root / 'scores.csv', *files])
     if limit > 0:  # round-robin over distortion types, so each keeps a few rows
         by_kind: dict[str, list] = {}
         for row in rows:
-            by_kind.setdefault(row['distortion'], []).append(row)
+            by_kind.setdefault(row.distortion, []).append(row)
         columns = [by_kind[k] for k in sorted(by_kind)]
         rows = [r for group in zip(*columns) for r in group][:limit]
     return LiveDev(root, tuple(rows), key)

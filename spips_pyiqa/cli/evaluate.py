@@ -72,6 +72,7 @@ from pyiqa.data import build_dataset
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from spips_pyiqa.cli.arguments import parse_or_exit_code
 from spips_pyiqa.data.bapps_prepare import (
     JND_CATEGORIES,
     META_INFO_NAME,
@@ -388,10 +389,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def cli(argv: list[str]) -> int:
     """Entry point of ``evaluate``; returns the exit code (2: unusable options, data or metric)."""
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    args = parse_or_exit_code(_parser(), argv)
+    if isinstance(args, int):
+        return args
     start = time.perf_counter()
     info = DistInfo()
     try:

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from spips_pyiqa.cli.arguments import parse_or_exit_code
 from spips_pyiqa.data.bapps_prepare import (
     JND_REF_MARKER,
     META_INFO_NAME,
@@ -40,10 +41,9 @@ def _summary(rows: list[Row]) -> str:
 
 def cli(argv: list[str]) -> int:
     """Entry point of ``prepare-bapps``; returns the exit code (2 for a bad folder or arguments)."""
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    args = parse_or_exit_code(_parser(), argv)
+    if isinstance(args, int):
+        return args
     out_dir = default_output_dir(args.root) if args.out is None else args.out
     try:
         rows = collect_rows(args.root)

@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from spips_pyiqa.cli.arguments import parse_or_exit_code
 from spips_pyiqa.data.mos_prepare import MosDataError, read_scores, write_mos_meta_info
 from spips_pyiqa.data.pyiqa_datasets import fr_dataset_options
 
@@ -43,10 +44,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def cli(argv: list[str]) -> int:
     """Entry point of ``prepare-mos``; returns the exit code (2 for bad data or arguments)."""
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    args = parse_or_exit_code(_parser(), argv)
+    if isinstance(args, int):
+        return args
     try:
         if args.pyiqa:
             options = fr_dataset_options(args.pyiqa, args.data_root)
