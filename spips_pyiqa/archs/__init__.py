@@ -1,10 +1,11 @@
 """The SPIPS architecture and its parts (bottom layer; like ``pyiqa/archs``).
 
 - ``spips_arch``: the ``SPIPS`` network registered in pyiqa's ``ARCH_REGISTRY`` (eq. 12 end to end);
-- ``traditional_maps``: PSNR / SSIM / MS-SSIM distance maps (eqs. 1-3);
+- ``traditional_maps``: PSNR / SSIM / MS-SSIM distance maps (eqs. 1-3), or their spatial means;
 - ``gaussian_filter``: their local statistics: separable filtering with replicate padding
   (banded or tiled matrix products, chosen per device and size; exact adjoint for gradients);
-- ``resize``: bilinear resizing of the coarse MS-SSIM maps by cached matrices (CPU, small maps);
+- ``resize``: bilinear resizing of the coarse MS-SSIM maps by cached matrices (CPU, small maps),
+  and the weights that give a resized map's mean without resizing;
 - ``deep_features``: squared differences of channel-normalised CNN features (eqs. 4-6);
 - ``groups``: the traditional / perceptual / semantic split and its channels (eqs. 7-8);
 - ``quality_heads``: the learned 1x1 heads and the simplex fusion (eqs. 9-12);

@@ -18,6 +18,11 @@ the number of channels never depends on the input size. SSIM and MS-SSIM are com
 ``to_y_channel``, YCbCr; :func:`luma`) in the [0, 1] range without pyiqa's 8-bit rounding, which would stop
 gradients; PSNR uses the local mean squared error over the RGB channels, so colour shifts count.
 
+The score needs only each map's spatial mean (eq. 11 with non-negative head weights, see
+``SPIPS._pools_traditional``): :func:`traditional_means` computes those without forming the
+upsampled MS-SSIM maps and skips maps that are not needed; :func:`traditional_maps` builds the full
+stack for display (``return_map``) and for heads with negative weights.
+
 References:
     Lao & Yu, "SPIPS: Scene Perceived Image Perceptual Score", 2025, eqs. (1)-(3).
     Wang, Bovik, Sheikh, Simoncelli, "Image quality assessment: from error visibility to
