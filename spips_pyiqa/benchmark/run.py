@@ -43,7 +43,7 @@ import torch
 from spips_pyiqa.benchmark.tables import Table, write_table
 
 SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'scale')
-#: Sections run when --only is not given (scale takes ~10 minutes and is asked for by name).
+#: Sections run when --only is not given (scale writes a 20,000-triplet set and runs torchrun: asked for by name).
 DEFAULT_SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard')
 SPIPS_METRICS = ('spips', 'spips-vgg', 'spips-no-semantic', 'spips-no-traditional')
 SPIPS_METRICS += tuple(f'{name}-label-free' for name in SPIPS_METRICS)
