@@ -227,6 +227,7 @@ def test_spips_score_and_gradient_equal_float64_reference(spips, height, width, 
     None,  # label-free heads: every channel weighs, the score uses the means of all seven maps
     (0.0, 0.0, 0.0, 0.0, 0.9, 1.8, 0.9),  # as the shipped v0.2 heads: zero channels are skipped
     (-0.3, 0.5, 0.01, 0.1, 0.1, 0.08, 0.04),  # a negative weight: the ReLU cuts, maps are needed
+    (0.0,) * 7,  # no traditional map weighs: none is computed in eval mode
 ])
 @pytest.mark.parametrize('mode', ['eval', 'train'])
 def test_score_from_map_means_equals_the_maps(spips, weights, mode):

@@ -352,6 +352,8 @@ def _chunk_maps(
     needed: Sequence[bool] = (True,) * TRADITIONAL_CHANNELS,
 ) -> List[Optional[torch.Tensor]]:
     """The seven maps of one chunk through ``finish``; ``None`` where ``needed`` is false."""
+    if not any(needed):
+        return [None] * TRADITIONAL_CHANNELS
     size = target.shape[-2:]
     extra = squared_error(target, ref) if needed[0] else None
     pair = torch.cat([luma(target), luma(ref)], dim=1) if any(needed[1:]) else None
