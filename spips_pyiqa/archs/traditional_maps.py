@@ -223,6 +223,11 @@ def psnr_distance_map(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor) ->
     return psnr_distance_from_mse(gaussian_filter(squared_error(x, y), kernel))
 
 
+def _flipped(similarity: torch.Tensor) -> torch.Tensor:
+    """``1 - clip(similarity, 0, 1)``: a similarity map as a distance map (eqs. 2-3)."""
+    return 1.0 - similarity.clamp(0.0, 1.0)
+
+
 def _resized(distance: torch.Tensor, size) -> torch.Tensor:
     """``distance`` bilinearly resized to ``size`` (unchanged when it has that size already)."""
     if distance.shape[-2:] != tuple(size):
@@ -266,10 +271,10 @@ def _ssim_distance_maps(
             stats, filtered_extra = stats.split([4, extra.shape[1]], dim=1)
         luminance, contrast_structure = components_from_statistics(stats)
         if first and needed[1]:
-            maps[0] = finish(1.0 - (luminance * contrast_structure).clamp(0.0, 1.0), size)
+            maps[0] = finish(_flipped(luminance * contrast_structure), size)
         if needed[2 + scale]:
             term = luminance * contrast_structure if last else contrast_structure
-            maps[1 + scale] = finish(1.0 - term.clamp(0.0, 1.0), size)
+            maps[1 + scale] = finish(_flipped(term), size)
     return maps, filtered_extra
 
 

@@ -42,7 +42,7 @@ MODULES = {
                       ['tests/test_equations.py', 'tests/test_golden.py', 'tests/test_spips_arch.py'], 'not 512', None),
     'traditional_maps': (f'{ARCHS}/traditional_maps.py',
                          ['tests/test_equations.py', 'tests/test_golden.py', 'tests/test_spips_arch.py'], 'not 512',
-                         ('gaussian_kernel_1d', 'ssim_components', 'psnr_distance_map', '_resized', '_resized_mean',
+                         ('gaussian_kernel_1d', 'ssim_components', 'psnr_distance_map', '_flipped', '_resized', '_resized_mean',
                           '_ssim_distance_maps', 'traditional_maps', 'traditional_means', '_chunk_maps')),
     'deep_features': (f'{ARCHS}/deep_features.py', ['tests/test_equations.py', 'tests/test_spips_arch.py'], None,
                       ('normalize_channels', 'forward')),
