@@ -90,12 +90,15 @@ class SPIPS(nn.Module):
     def distance_maps(
         self, target: torch.Tensor, ref: torch.Tensor, pooled: bool = False
     ) -> Dict[str, List[torch.Tensor]]:
-        """Per group, its distance maps before the heads (eqs. 1-8), checked inputs assumed.
+        r"""Per group, its distance maps before the heads (eqs. 1-8), checked inputs assumed.
 
-        With ``pooled`` the traditional group holds the spatial means of its maps, shape
-        :math:`(N, 7, 1, 1)` (:func:`traditional_means`), enough for the score where the traditional
-        head is monotone (:meth:`_pools_traditional`); in eval mode, channels whose head weight is
-        exactly 0 are then not computed (they read 0; their weight gets no gradient).
+        With ``pooled``, where the traditional head's weights are all non-negative, the traditional
+        group holds the spatial means of its maps, shape :math:`(N, 7, 1, 1)`
+        (:func:`traditional_means`): the maps lie in [0, 1], so the ReLU of eq. (11) never cuts and
+        :math:`\mathrm{mean}(\mathrm{ReLU}(w^\top D)) = \mathrm{ReLU}(w^\top \mathrm{mean}(D))`, the
+        same score without forming the upsampled MS-SSIM maps. In eval mode, channels whose weight is
+        exactly 0 are then not computed (:meth:`traditional_channels_needed`). Training keeps the
+        weights non-negative; a checkpoint with a negative weight gets the full maps.
 
         Shape:
             - target, ref: :math:`(N, C, H, W)`, already through ``check_image_pair``.
@@ -103,32 +106,27 @@ class SPIPS(nn.Module):
         """
         perceptual, semantic = self.deep(target, ref)
         maps = {'perceptual': perceptual, 'semantic': semantic}
-        if 'traditional' in self.groups and pooled:
-            needed = self.traditional_channels_needed()
-            maps['traditional'] = [traditional_means(target, ref, self.window, needed)[..., None, None]]
-        elif 'traditional' in self.groups:
-            maps['traditional'] = [traditional_maps(target, ref, self.window)]
+        if 'traditional' in self.groups:
+            weights = self._traditional_weights() if pooled else None  # one read from the device
+            if weights is not None and min(weights) >= 0:
+                needed = self._needed_channels(weights)
+                maps['traditional'] = [traditional_means(target, ref, self.window, needed)[..., None, None]]
+            else:
+                maps['traditional'] = [traditional_maps(target, ref, self.window)]
         return maps
 
     def traditional_channels_needed(self) -> Optional[List[bool]]:
         """Which traditional maps the pooled score computes: in eval mode those whose head weight is
         non-zero (the others cannot change the score or its gradient to the images); ``None`` (all)
         in training, where every weight gets its gradient."""
-        return None if self.training else (self._traditional_weight() != 0).tolist()
+        return self._needed_channels(self._traditional_weights())
 
-    def _traditional_weight(self) -> torch.Tensor:
-        """The traditional head's 1x1 weights, shape :math:`(7,)`."""
-        return self.quality.heads['traditional'].convs[0].weight.detach().flatten()
+    def _needed_channels(self, weights: List[float]) -> Optional[List[bool]]:
+        return None if self.training else [w != 0 for w in weights]
 
-    def _pools_traditional(self) -> bool:
-        r"""Whether the score may use the traditional maps' means instead of the maps.
-
-        The maps lie in [0, 1]; with non-negative head weights the ReLU of eq. (11) never cuts, so
-        :math:`\mathrm{mean}(\mathrm{ReLU}(w^\top D)) = \mathrm{ReLU}(w^\top \mathrm{mean}(D))`: the
-        same score without forming the upsampled MS-SSIM maps. Training keeps the weights
-        non-negative; a checkpoint with a negative weight takes the map path.
-        """
-        return 'traditional' in self.groups and bool((self._traditional_weight() >= 0).all())
+    def _traditional_weights(self) -> List[float]:
+        """The traditional head's seven 1x1 weights."""
+        return self.quality.heads['traditional'].convs[0].weight.detach().flatten().tolist()
 
     def group_distances(self, target: torch.Tensor, ref: torch.Tensor) -> Dict[str, torch.Tensor]:
         r"""Each group's distance :math:`d_g` before fusion, eqs. (9)-(11).
@@ -138,7 +136,7 @@ class SPIPS(nn.Module):
             - Output: ``{group: (N, 1)}``.
         """
         target, ref = check_image_pair(target, ref)
-        _, distances, _ = self.quality(self.distance_maps(target, ref, pooled=self._pools_traditional()))
+        _, distances, _ = self.quality(self.distance_maps(target, ref, pooled=True))
         return distances
 
     def _upsampled_maps(self, quality_maps, size) -> Dict[str, torch.Tensor]:
@@ -181,6 +179,6 @@ class SPIPS(nn.Module):
         """
         target, ref = check_image_pair(target, ref)
         if not return_map:
-            return self.quality(self.distance_maps(target, ref, pooled=self._pools_traditional()))[0]
+            return self.quality(self.distance_maps(target, ref, pooled=True))[0]
         score, _, maps = self.quality(self.distance_maps(target, ref))
         return score, self._upsampled_maps(maps, target.shape[-2:])['spips']

@@ -19,7 +19,7 @@ the number of channels never depends on the input size. SSIM and MS-SSIM are com
 gradients; PSNR uses the local mean squared error over the RGB channels, so colour shifts count.
 
 The score needs only each map's spatial mean (eq. 11 with non-negative head weights, see
-``SPIPS._pools_traditional``): :func:`traditional_means` computes those without forming the
+``SPIPS.distance_maps``): :func:`traditional_means` computes those without forming the
 upsampled MS-SSIM maps and skips maps that are not needed; :func:`traditional_maps` builds the full
 stack for display (``return_map``) and for heads with negative weights.
 
