@@ -1,43 +1,109 @@
-"""The SPIPS entries of pyiqa's metric table (``pyiqa.default_model_configs.DEFAULT_CONFIGS``).
+"""The one table of SPIPS variants, and the pyiqa metric entries derived from it.
 
-This module is pure data plus one function and imports nothing heavy: the start-up hook in
-``spips_pyiqa_autoload.py`` loads it while pyiqa itself is still being imported.
+Everything that names a variant, a heads version or a default reads this module: the ``SPIPS``
+architecture (which heads it loads when none are named), the recipes that make heads, the benchmark,
+the golden values and the README's variants table. Adding a variant is one entry in
+:data:`VARIANTS`; the shipped heads file it needs is :meth:`Variant.heads_file`.
+
+This module is pure data and imports nothing heavy: the start-up hook in ``spips_pyiqa_autoload.py``
+loads it while pyiqa itself is still being imported.
 
 Score range: SPIPS is a convex combination (eq. 12) of non-negative group distances that are each
 at most about 1 (flipped normalised maps, LPIPS-like deep distances), so ``0, ~1`` like LPIPS.
 """
 
 from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
 
-#: Versions of the shipped heads: label-free (LPIPS heads + rules) and human-trained on live_dev.
-LABEL_FREE, HUMAN_TRAINED = '0.1', '0.2'
+#: The three distance groups in fusion order (eqs. 7-12).
+GROUPS = ('traditional', 'perceptual', 'semantic')
+
+#: Heads versions. ``LABEL_FREE``: LPIPS's deep heads + fixed rules, no human score
+#: (:mod:`spips_pyiqa.recipes.label_free_heads`); ``HUMAN_TRAINED``: the current human-trained heads
+#: (:mod:`spips_pyiqa.recipes.human_heads` writes them for the variants its ship rule accepts);
+#: ``HUMAN_TRAINED_V02``: the previous human-trained heads (live_dev only), kept loadable by name.
+LABEL_FREE = '0.1'
+HUMAN_TRAINED_V02 = '0.2'
+HUMAN_TRAINED = '0.2'
+HEADS_VERSIONS = tuple(dict.fromkeys((LABEL_FREE, HUMAN_TRAINED_V02, HUMAN_TRAINED)))
+
+#: Name of the default metric (``SPIPS()`` with no arguments is this variant).
+DEFAULT_VARIANT = 'spips'
+#: Suffix of the names that load a variant's label-free heads whatever its default is.
+LABEL_FREE_SUFFIX = '-label-free'
 
 
-def _spips_config(**arch_options):
+@dataclass(frozen=True)
+class Variant:
+    """One registered SPIPS variant.
+
+    Attributes:
+        net: backbone, ``'alex'``, ``'vgg'`` or ``'squeeze'``.
+        groups: the fused groups in fusion order; two of them are the paper's ablations.
+        heads: the heads version its metric name loads by default.
+        human_trained: whether :mod:`spips_pyiqa.recipes.human_heads` cross-validates heads for it
+            (and so whether a ``<name>-label-free`` twin is registered).
+    """
+
+    net: str
+    groups: Tuple[str, ...] = GROUPS
+    heads: str = LABEL_FREE
+    human_trained: bool = True
+
+    def heads_file(self, version: Optional[str] = None) -> str:
+        """File name of its shipped heads of ``version`` (default: :attr:`heads`)."""
+        return heads_file_name(self.net, self.groups, self.heads if version is None else version)
+
+
+#: name -> variant. ``heads`` follows the ship rule of :mod:`spips_pyiqa.recipes.human_heads`
+#: (``benchmark_results/human_heads_cv.md``): human-trained only where cross-validation supports it.
+VARIANTS = OrderedDict(
+    [
+        ('spips', Variant('alex', heads=HUMAN_TRAINED)),
+        ('spips-vgg', Variant('vgg', heads=HUMAN_TRAINED)),
+        ('spips-no-semantic', Variant('alex', ('traditional', 'perceptual'), heads=HUMAN_TRAINED)),
+        ('spips-no-traditional', Variant('alex', ('perceptual', 'semantic'))),
+        ('spips-squeeze', Variant('squeeze', human_trained=False)),
+    ]
+)
+
+
+def heads_file_name(net: str, groups: Sequence[str], version: str) -> str:
+    """``spips_<net>[_no-<group>...]_v<version>.pth``, e.g. ``spips_alex_no-semantic_v0.1.pth``."""
+    suffix = ''.join(f'_no-{g}' for g in GROUPS if g not in groups)
+    return f'spips_{net}{suffix}_v{version}.pth'
+
+
+def variant_named(net: str, groups: Sequence[str]) -> Optional[str]:
+    """The registered variant with backbone ``net`` and ``groups`` (any order), or ``None``."""
+    wanted = set(groups)
+    return next((n for n, v in VARIANTS.items() if v.net == net and set(v.groups) == wanted), None)
+
+
+def default_heads_version(net: str, groups: Sequence[str]) -> str:
+    """Heads version ``SPIPS(net, groups)`` loads: its variant's default, label-free otherwise."""
+    name = variant_named(net, groups)
+    return VARIANTS[name].heads if name is not None else LABEL_FREE
+
+
+def _spips_config(variant: Variant, heads: str):
+    options = {'net': variant.net, 'heads_version': heads}
+    if variant.groups != GROUPS:
+        options['groups'] = variant.groups
     return {
-        'metric_opts': {'type': 'SPIPS', **arch_options},
+        'metric_opts': {'type': 'SPIPS', **options},
         'metric_mode': 'FR',
         'lower_better': True,
         'score_range': '0, ~1',
     }
 
 
-#: The variants (name -> architecture options) and which heads each loads by default:
-#: ``'0.2'`` human-trained on live_dev where its cross-validation supports them
-#: (``benchmark_results/human_heads_cv.md``, ``spips_pyiqa/recipes/human_heads.py``), else ``'0.1'``.
-VARIANTS = {
-    'spips': ({'net': 'alex'}, HUMAN_TRAINED),
-    'spips-vgg': ({'net': 'vgg'}, HUMAN_TRAINED),
-    'spips-no-semantic': ({'net': 'alex', 'groups': ('traditional', 'perceptual')}, HUMAN_TRAINED),
-    # cross-validation found no gain for the ablation without traditional maps
-    'spips-no-traditional': ({'net': 'alex', 'groups': ('perceptual', 'semantic')}, LABEL_FREE),
-}
-
+#: Every registered metric name -> pyiqa config: each variant with its default heads, then the
+#: ``-label-free`` twins (numbers made with the label-free heads stay reproducible by name).
 SPIPS_METRIC_CONFIGS = OrderedDict(
-    [(name, _spips_config(**options, heads_version=version)) for name, (options, version) in VARIANTS.items()]
-    + [('spips-squeeze', _spips_config(net='squeeze', heads_version=LABEL_FREE))]
-    # today's label-free heads under their own names, so numbers made with them stay reproducible
-    + [(f'{name}-label-free', _spips_config(**options, heads_version=LABEL_FREE)) for name, (options, _) in VARIANTS.items()]
+    [(name, _spips_config(v, v.heads)) for name, v in VARIANTS.items()]
+    + [(name + LABEL_FREE_SUFFIX, _spips_config(v, LABEL_FREE)) for name, v in VARIANTS.items() if v.human_trained]
 )
 
 

@@ -24,7 +24,7 @@ NO_SEMANTIC = ('traditional', 'perceptual')
 
 @pytest.fixture(scope='module')
 def spips() -> SPIPS:
-    return SPIPS(net='alex')
+    return SPIPS(net='alex', heads_version='0.1')
 
 
 def _state(model):
@@ -177,7 +177,7 @@ def test_heads_and_full_checkpoints_round_trip(spips, tmp_path):
     """What does load: save_heads files and pyiqa-style full checkpoints, with identical scores."""
     ref = photo('chelsea', 64)
     target = distort(ref, 'jpeg', 2)
-    trained = SPIPS(net='alex')
+    trained = SPIPS(net='alex', heads_version='0.1')
     with torch.no_grad():
         trained.quality.fusion.logits.add_(torch.tensor([0.5, 0.0, -0.5]))  # not the defaults
         expected = trained(target, ref)
@@ -217,7 +217,7 @@ def test_pretrained_model_path_routes(tmp_path, route):
 def test_missing_default_heads_name_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(spips_arch, 'HEADS_DIR', tmp_path)
     with pytest.raises(CheckpointError, match=f'SPIPS checkpoint not found: {tmp_path / "spips_alex_v0.1.pth"}'):
-        SPIPS(net='alex')
+        SPIPS(net='alex', heads_version='0.1')
 
 
 

@@ -256,7 +256,7 @@ def test_eq12_simplex_fusion_of_maps():
 
 @pytest.fixture(scope='module')
 def spips():
-    return SPIPS(net='alex')
+    return SPIPS(net='alex', heads_version='0.1')
 
 
 def test_eq12_end_to_end_score_and_fused_map(spips):

@@ -14,7 +14,7 @@ from spips_pyiqa.archs.spips_arch import SPIPS, default_heads_path
 from spips_pyiqa.data.distortions import distort, photo
 from spips_pyiqa.data.image_io import load_image
 from spips_pyiqa.data.mos_prepare import MosRow
-from spips_pyiqa.metric_configs import SPIPS_METRIC_CONFIGS
+from spips_pyiqa.metric_configs import HUMAN_TRAINED, SPIPS_METRIC_CONFIGS
 from spips_pyiqa.recipes import human_heads as hh
 
 SCENES = ('astronaut', 'coffee', 'chelsea')
@@ -56,7 +56,7 @@ def test_scores_from_pooled_features_are_spips_on_the_full_images(tiny):
 def test_training_learns_only_the_named_parts_keeps_weights_non_negative_and_lowers_the_loss(tiny):
     _, rows, net, features = tiny
     start = net.quality
-    untouched, curve = hh.train_heads(start, features, range(len(rows)), hh.LABEL_FREE)
+    untouched, curve = hh.train_heads(start, features, range(len(rows)), hh.UNTRAINED)
     assert curve == [] and all(torch.equal(a, b) for a, b in zip(untouched.state_dict().values(), start.state_dict().values()))
     recipe = hh.Recipe(learn=('fusion', 'traditional'), epochs=30)
     trained, curve = hh.train_heads(start, features, range(12), recipe, monitor=range(12, 18))
@@ -95,7 +95,7 @@ def test_nested_choice_sees_only_the_training_scenes(tiny, monkeypatch):
         return real(start, features, candidates, subset)
 
     monkeypatch.setattr(hh, 'select_recipe', spy)
-    candidates = [hh.LABEL_FREE, hh.Recipe(learn=('fusion',), epochs=5)]
+    candidates = [hh.UNTRAINED, hh.Recipe(learn=('fusion',), epochs=5)]
     result, choices = hh.nested_scene_cv(net.quality, features, candidates)
     assert len(seen) == 3 and all(len(s) == 2 for s in seen)
     for held_out, scenes in zip(sorted({r.scene for r in rows}), seen):
@@ -107,7 +107,7 @@ def test_candidates_only_name_parts_the_variant_has():
     for variant, (_, groups) in hh.VARIANTS.items():
         for recipe in hh.candidate_recipes(groups):
             assert set(recipe.learn) <= {'fusion', *groups}
-    assert hh.candidate_recipes(GROUPS)[0] == hh.LABEL_FREE
+    assert hh.candidate_recipes(GROUPS)[0] == hh.UNTRAINED
 
 
 @pytest.mark.parametrize('name', [n for n in SPIPS_METRIC_CONFIGS if n != 'spips-squeeze'])
@@ -118,7 +118,7 @@ def test_registered_heads_exist_and_state_their_provenance(name):
     path = default_heads_path(options['net'], groups, version)
     assert path.is_file(), path
     meta = pyiqa.create_metric(name, device='cpu').net.meta
-    if version == hh.HUMAN_HEADS_VERSION:
+    if version == HUMAN_TRAINED:
         assert 'human-trained on live_dev' in meta['provenance']
         assert meta['training']['n'] == 39 and len(meta['training']['scenes']) == 3
         cv = meta['cv']
@@ -137,4 +137,4 @@ def test_shipped_human_heads_are_exactly_the_variants_whose_cross_validation_sup
     """metric_configs.py follows what `make heads` decided: a v0.2 file exists iff it is the default."""
     for variant, (net, groups) in hh.VARIANTS.items():
         version = SPIPS_METRIC_CONFIGS[variant]['metric_opts']['heads_version']
-        assert default_heads_path(net, groups, hh.HUMAN_HEADS_VERSION).is_file() == (version == hh.HUMAN_HEADS_VERSION)
+        assert default_heads_path(net, groups, HUMAN_TRAINED).is_file() == (version == HUMAN_TRAINED)

@@ -192,7 +192,7 @@ def test_traditional_means_equal_means_of_the_maps(monkeypatch, height, width, b
 # ------------------------------------------------------------------------------ deep and whole
 @pytest.fixture(scope='module')
 def spips():
-    return SPIPS(net='alex')
+    return SPIPS(net='alex', heads_version='0.1')
 
 
 def test_deep_distances_equal_one_batched_pass(spips):

@@ -11,8 +11,9 @@ from typing import Dict, Sequence, Tuple
 
 from spips_pyiqa.archs.deep_features import SEMANTIC_LAYERS, backbone_channels
 from spips_pyiqa.archs.traditional_maps import TRADITIONAL_CHANNELS
+from spips_pyiqa.metric_configs import GROUPS
 
-GROUPS = ('traditional', 'perceptual', 'semantic')
+__all__ = ['GROUPS', 'checked_groups', 'group_channels']
 
 
 def checked_groups(groups: Sequence[str]) -> Tuple[str, ...]:

@@ -31,17 +31,16 @@ from spips_pyiqa.archs.groups import GROUPS, group_channels
 from spips_pyiqa.archs.input_checks import check_image_pair
 from spips_pyiqa.archs.quality_heads import QualityHeads
 from spips_pyiqa.archs.traditional_maps import gaussian_kernel_1d, traditional_maps, traditional_means
+from spips_pyiqa.metric_configs import default_heads_version, heads_file_name
 
-#: Version of the label-free heads (part of their file names); ``'0.2'``: human-trained heads
-#: (:mod:`spips_pyiqa.recipes.human_heads`), where cross-validation supports them.
-HEADS_VERSION = '0.1'
 HEADS_DIR = Path(__file__).resolve().parent / 'pretrained'
 
 
-def default_heads_path(net: str, groups: Sequence[str], version: str = HEADS_VERSION) -> Path:
-    """File of the shipped heads for a backbone, group set and version, e.g. ``spips_alex_v0.1.pth``."""
-    suffix = ''.join(f'_no-{g}' for g in GROUPS if g not in groups)
-    return HEADS_DIR / f'spips_{net}{suffix}_v{version}.pth'
+def default_heads_path(net: str, groups: Sequence[str], version: Optional[str] = None) -> Path:
+    """File of the shipped heads for a backbone, group set and version (default: the variants
+    table's, :func:`~spips_pyiqa.metric_configs.default_heads_version`), e.g. ``spips_alex_v0.1.pth``."""
+    version = default_heads_version(net, groups) if version is None else version
+    return HEADS_DIR / heads_file_name(net, groups, version)
 
 
 @ARCH_REGISTRY.register()
@@ -56,9 +55,10 @@ class SPIPS(nn.Module):
         pretrained: load the shipped default heads (ignored when ``pretrained_model_path`` is
             given); ``False`` keeps the uniform initialisation of :meth:`QualityHeads.reset`.
         pretrained_model_path: a SPIPS checkpoint (heads-only or full), loaded strictly.
-        heads_version: which shipped heads ``pretrained`` loads: ``'0.1'`` label-free (LPIPS
-            heads + rules), ``'0.2'`` human-trained on live_dev; the registered metrics choose
-            (``spips_pyiqa/metric_configs.py``).
+        heads_version: which shipped heads ``pretrained`` loads (versions:
+            :data:`spips_pyiqa.metric_configs.HEADS_VERSIONS`); ``None``: the default of the variant
+            with this ``net`` and ``groups`` in :data:`spips_pyiqa.metric_configs.VARIANTS`, so
+            ``SPIPS()`` is ``pyiqa.create_metric('spips')``; label-free for an unregistered combination.
         tune: make the backbone trainable (frozen by default, like LPIPS).
     """
 
@@ -68,7 +68,7 @@ class SPIPS(nn.Module):
         groups: Sequence[str] = GROUPS,
         pretrained: bool = True,
         pretrained_model_path: Union[str, Path, None] = None,
-        heads_version: str = HEADS_VERSION,
+        heads_version: Optional[str] = None,
         tune: bool = False,
     ):
         super().__init__()

@@ -41,12 +41,14 @@ from pathlib import Path
 import torch
 
 from spips_pyiqa.benchmark.tables import Table, write_table
+from spips_pyiqa.metric_configs import LABEL_FREE_SUFFIX, VARIANTS
 
 SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'scale')
 #: Sections run when --only is not given (scale writes a 20,000-triplet set and runs torchrun: asked for by name).
 DEFAULT_SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard')
-SPIPS_METRICS = ('spips', 'spips-vgg', 'spips-no-semantic', 'spips-no-traditional')
-SPIPS_METRICS += tuple(f'{name}-label-free' for name in SPIPS_METRICS)
+#: The SPIPS variants compared with the baselines: those with human-trained heads, each with its label-free twin.
+SPIPS_METRICS = tuple(n for n, v in VARIANTS.items() if v.human_trained)
+SPIPS_METRICS += tuple(n + LABEL_FREE_SUFFIX for n in SPIPS_METRICS)
 BASELINES = ('psnr', 'ssim', 'ms_ssim', 'vif', 'lpips', 'lpips-vgg', 'dists')
 DEFAULT_METRICS = SPIPS_METRICS + BASELINES
 #: Order of the Markdown files in RESULTS.md (then any others, alphabetically).

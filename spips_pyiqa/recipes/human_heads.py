@@ -47,16 +47,15 @@ from tqdm import tqdm
 from spips_pyiqa.archs.checkpoint import save_heads
 from spips_pyiqa.archs.groups import GROUPS
 from spips_pyiqa.archs.quality_heads import QualityHeads
-from spips_pyiqa.archs.spips_arch import HEADS_VERSION, SPIPS, default_heads_path
+from spips_pyiqa.archs.spips_arch import SPIPS, default_heads_path
 from spips_pyiqa.data.image_io import load_image
 from spips_pyiqa.data.live_dev import default_live_dev, read_live_dev
 from spips_pyiqa.data.mos_prepare import MosRow
 from spips_pyiqa.losses.mos_losses import HeadsPrior, pairwise_preference_loss
-from spips_pyiqa.metric_configs import VARIANTS as METRIC_VARIANTS
+from spips_pyiqa.metric_configs import HUMAN_TRAINED, LABEL_FREE, VARIANTS as METRIC_VARIANTS
 
 __all__ = [
-    'HUMAN_HEADS_VERSION',
-    'LABEL_FREE',
+    'UNTRAINED',
     'VARIANTS',
     'CVReport',
     'CVResult',
@@ -72,10 +71,8 @@ __all__ = [
     'train_heads',
 ]
 
-#: Version of the human-trained heads (part of their file names); label-free heads are ``0.1``.
-HUMAN_HEADS_VERSION = '0.2'
-#: Registered variants with their backbone and groups.
-VARIANTS = {name: (options['net'], tuple(options.get('groups', GROUPS))) for name, (options, _) in METRIC_VARIANTS.items()}
+#: The variants this recipe makes heads for, with their backbone and groups (from the variants table).
+VARIANTS = {name: (v.net, v.groups) for name, v in METRIC_VARIANTS.items() if v.human_trained}
 
 
 @dataclass(frozen=True)
@@ -126,7 +123,7 @@ class Recipe:
         return f'learn {"+".join(self.learn)}; {pairs}; prior {self.prior:g}'
 
 
-LABEL_FREE = Recipe()
+UNTRAINED = Recipe()
 
 
 def candidate_recipes(groups: Sequence[str]) -> list[Recipe]:
@@ -135,7 +132,7 @@ def candidate_recipes(groups: Sequence[str]) -> list[Recipe]:
     weights of every head, how strongly they are held to their start."""
     parts = [('fusion',), ('fusion', 'traditional'), ('fusion', *groups)]
     parts = [p for p in dict.fromkeys(parts) if set(p) - {'fusion'} <= set(groups)]
-    recipes = [LABEL_FREE]
+    recipes = [UNTRAINED]
     for learn in parts:
         priors = (0.0, 0.01, 0.1) if len(learn) > 2 else (0.0,)
         for within in (False, True):
@@ -308,7 +305,7 @@ def nested_scene_cv(start: QualityHeads, features: Features, candidates: Sequenc
 # --------------------------------------------------------------------------------------------
 def label_free_start(net: str, groups: Sequence[str]) -> QualityHeads:
     """The shipped label-free heads of a variant (start point of every recipe)."""
-    return SPIPS(net, groups, pretrained_model_path=default_heads_path(net, groups, HEADS_VERSION)).quality
+    return SPIPS(net, groups, pretrained_model_path=default_heads_path(net, groups, LABEL_FREE)).quality
 
 
 @dataclass
@@ -327,7 +324,7 @@ class CVReport:
     def ships(self) -> bool:
         """Human-trained heads ship: chosen over label-free, and better on unseen scenes (nested)
         and on unseen distortion types."""
-        return (self.recipe != LABEL_FREE
+        return (self.recipe != UNTRAINED
                 and self.nested.mean_srcc > self.label_free['scene'].mean_srcc
                 and self.chosen['distortion'].mean_srcc > self.label_free['distortion'].mean_srcc)
 
@@ -342,7 +339,7 @@ def cross_validation_report(variant: str, features: Features) -> CVReport:
     nested, choices = nested_scene_cv(start, features, candidates)
     return CVReport(
         variant, recipe, criterion,
-        label_free={by: cross_validate(start, features, LABEL_FREE, by) for by in ('scene', 'distortion')},
+        label_free={by: cross_validate(start, features, UNTRAINED, by) for by in ('scene', 'distortion')},
         chosen={by: cross_validate(start, features, recipe, by, curves=True) for by in ('scene', 'distortion')},
         nested=nested, nested_choices=choices,
     )
@@ -354,7 +351,7 @@ def build_human_heads(report: CVReport, features: Features) -> tuple[QualityHead
     features = features.select_groups(groups)
     heads, curve = train_heads(label_free_start(net, groups), features, range(len(features.badness)), report.recipe)
     meta = {
-        'net': net, 'groups': list(groups), 'version': HUMAN_HEADS_VERSION,
+        'net': net, 'groups': list(groups), 'version': HUMAN_TRAINED,
         'provenance': (
             f'human-trained on live_dev (LIVE Release 2 subset: {len(features.badness)} images, '
             f'{len(set(features.scenes))} scenes, distortions {sorted(set(features.distortions))}, DMOS), '
@@ -391,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         if net not in cache:
             cache[net] = pooled_features(SPIPS(net).eval(), rows, args.live_dev, progress=f'features {net}')
         report = cross_validation_report(variant, cache[net])
-        path = default_heads_path(net, groups, HUMAN_HEADS_VERSION)
+        path = default_heads_path(net, groups, HUMAN_TRAINED)
         if not report.ships:
             path.unlink(missing_ok=True)
             print(f'{variant}: CV does not support human-trained heads; label-free v0.1 stays the default')

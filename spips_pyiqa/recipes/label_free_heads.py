@@ -33,19 +33,14 @@ from spips_pyiqa.archs.checkpoint import save_heads
 from spips_pyiqa.archs.deep_features import SEMANTIC_LAYERS
 from spips_pyiqa.data.distortions import DISTORTIONS, PHOTOS, distort, photo
 from spips_pyiqa.archs.quality_heads import QualityHeads
-from spips_pyiqa.archs.groups import GROUPS, group_channels
-from spips_pyiqa.archs.spips_arch import HEADS_VERSION, SPIPS, default_heads_path
+from spips_pyiqa.archs.groups import group_channels
+from spips_pyiqa.archs.spips_arch import SPIPS, default_heads_path
+from spips_pyiqa.metric_configs import LABEL_FREE, VARIANTS as METRIC_VARIANTS
 from spips_pyiqa.archs.traditional_maps import MS_SSIM_WEIGHTS
 from spips_pyiqa.utils.weights import MissingWeightsError, lpips_head_path
 
 #: (net, groups) of every shipped heads file: the three backbones and the paper's two ablations.
-VARIANTS = (
-    ('alex', GROUPS),
-    ('vgg', GROUPS),
-    ('squeeze', GROUPS),
-    ('alex', ('traditional', 'perceptual')),
-    ('alex', ('perceptual', 'semantic')),
-)
+VARIANTS = tuple((v.net, v.groups) for v in METRIC_VARIANTS.values())
 #: Traditional head weights over (PSNR, SSIM, MS-SSIM scale 1..5).
 TRADITIONAL_WEIGHTS = (1 / 3, 1 / 3) + tuple(w / 3 for w in MS_SSIM_WEIGHTS)
 FUSION_RULES = ('inverse-mean', 'uniform')
@@ -120,7 +115,7 @@ def provenance(net: str, rule: str, fusion: Dict[str, float], groups: Sequence[s
     total = sum(fusion[g] for g in groups)
     lambdas = ', '.join(f'{g} {fusion[g] / total:.4f}' for g in groups)
     return (
-        f'default heads v{HEADS_VERSION}, not BAPPS-trained: deep heads = LPIPS v0.1 {net} linear '
+        f'default heads v{LABEL_FREE}, not BAPPS-trained: deep heads = LPIPS v0.1 {net} linear '
         'weights (Zhang et al. 2018, lpips==0.1.4); traditional head = 1/3 PSNR, 1/3 SSIM, '
         f'1/3 MS-SSIM split by Wang et al. 2003 scale weights; fusion rule {rule!r}: lambda = {lambdas}'
     )
@@ -130,7 +125,7 @@ def write_heads(net: str, groups: Sequence[str], rule: str, fusion: Dict[str, fl
     """Save the heads of (net, groups) under fusion ``rule`` to ``path`` with their provenance."""
     heads = build_default_heads(net, groups, fusion)
     kept = list(heads.heads)
-    meta = {'net': net, 'groups': kept, 'version': HEADS_VERSION, 'fusion_rule': rule,
+    meta = {'net': net, 'groups': kept, 'version': LABEL_FREE, 'fusion_rule': rule,
             'provenance': provenance(net, rule, fusion, kept)}
     save_heads(heads, path, meta)
     print(f'wrote {path}: {meta["provenance"]}')
@@ -146,7 +141,7 @@ def main() -> int:
                 print(f'{net}: {error}; falling back to the uniform rule', file=sys.stderr)
                 fusion_by_net[net] = ('uniform', fusion_weights(net, 'uniform'))
         rule, fusion = fusion_by_net[net]
-        write_heads(net, groups, rule, fusion, default_heads_path(net, groups))
+        write_heads(net, groups, rule, fusion, default_heads_path(net, groups, LABEL_FREE))
     return 0
 
 

@@ -22,12 +22,12 @@ import torchvision.transforms.functional as TF
 
 from spips_pyiqa.archs.spips_arch import SPIPS
 from spips_pyiqa.data.distortions import distort, photo
-from spips_pyiqa.metric_configs import SPIPS_METRIC_CONFIGS
+from spips_pyiqa.metric_configs import SPIPS_METRIC_CONFIGS, VARIANTS as METRIC_VARIANTS
 
 TABLE = Path(__file__).resolve().parent / 'golden_values.json'
 REGENERATE = 'python tests/golden/make_golden.py  (or `make golden`)'
 #: Registered names whose backbone has an offline source (SqueezeNet has none).
-VARIANTS = ('spips', 'spips-vgg', 'spips-no-semantic', 'spips-no-traditional')
+VARIANTS = tuple(n for n, v in METRIC_VARIANTS.items() if v.net != 'squeeze')
 #: name -> (photograph, height, width, distortion, severity); sizes: BAPPS patch, odd, ~512 px.
 PAIRS = {
     'astronaut-64-noise': ('astronaut', 64, 64, 'noise', 1),
