@@ -1,11 +1,11 @@
-"""``python -m spips_pyiqa benchmark --out benchmark_results/``: regenerate every benchmark result.
+"""python -m spips_pyiqa benchmark --out benchmark_results/: regenerate every benchmark result.
 
 Sections (all by default; ``--only`` picks some, comma-separated):
 
 * ``agreement``: PLCC (after the VQEG logistic fit) / SRCC / KRCC with DMOS on ``live_dev``
-  (``../shared/data/live_dev``, 39 LIVE images; skipped with a message when absent), overall and per
+  (``--live-dev``, a 39-image subset of LIVE; skipped with a message when absent), overall and per
   distortion type, every metric side by side; BAPPS 2AFC / JND per category when ``--bapps ROOT``
-  is given (through ``spips_pyiqa.cli.evaluate``). See :mod:`spips_pyiqa.benchmark.agreement`.
+  is given (through :mod:`spips_pyiqa.evaluation.bapps`). See :mod:`spips_pyiqa.benchmark.agreement`.
 * ``human-heads``: leave-one-scene-out and leave-one-distortion-out cross-validation of heads
   trained on live_dev's DMOS, with the nested estimate, the candidate recipes and training curves.
   See :mod:`spips_pyiqa.benchmark.human_heads_cv`.
@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 
 from spips_pyiqa.benchmark.tables import Table, write_table
+from spips_pyiqa.cli.arguments import command_parser, fail, parse_or_exit_code, usage_error
 from spips_pyiqa.metric_configs import LABEL_FREE_SUFFIX, VARIANTS
 
 SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'scale')
@@ -49,6 +50,8 @@ DEFAULT_SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard
 #: The SPIPS variants compared with the baselines: those with human-trained heads, each with its label-free twin.
 SPIPS_METRICS = tuple(n for n, v in VARIANTS.items() if v.human_trained)
 SPIPS_METRICS += tuple(n + LABEL_FREE_SUFFIX for n in SPIPS_METRICS)
+#: Default of --live-dev: the shared data folder beside the repository, seen from its root.
+LIVE_DEV = Path('..', 'shared', 'data', 'live_dev')
 BASELINES = ('psnr', 'ssim', 'ms_ssim', 'vif', 'lpips', 'lpips-vgg', 'dists')
 DEFAULT_METRICS = SPIPS_METRICS + BASELINES
 #: Order of the Markdown files in RESULTS.md (then any others, alphabetically).
@@ -327,12 +330,11 @@ def _names(text: str, allowed, what: str) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from spips_pyiqa.benchmark.agreement import default_live_dev
     from spips_pyiqa.benchmark.leaderboard import LEADERBOARD_METRICS
 
-    parser = argparse.ArgumentParser(prog='python -m spips_pyiqa benchmark', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--out', type=Path, default=Path('benchmark_results'))
+    parser = command_parser('benchmark', __doc__)
+    parser.add_argument('--out', type=Path, default=Path('benchmark_results'),
+                        help='folder of the tables (CSV + Markdown), figures and RESULTS.md (default: %(default)s)')
     parser.add_argument('--cache', type=Path, help='score cache (default: OUT/cache)')
     parser.add_argument('--no-cache', action='store_true', help='recompute every score')
     parser.add_argument('--only', type=lambda t: _names(t, SECTIONS, 'section'),
@@ -341,8 +343,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--metrics', type=lambda t: _names(t, None, 'metric'),
                         help=f'comma-separated pyiqa metric names (default: {",".join(DEFAULT_METRICS)}; '
                         f'for the leaderboard alone: {",".join(LEADERBOARD_METRICS)})')
-    parser.add_argument('--live-dev', type=Path, default=default_live_dev(),
-                        help='live_dev folder (default: %(default)s)')
+    parser.add_argument('--live-dev', type=Path, default=LIVE_DEV,
+                        help='folder of the LIVE subset live_dev (scores.csv and images), relative to the working '
+                        'folder (default: %(default)s, beside a checkout of this repository); skipped when absent')
     parser.add_argument('--bapps', type=Path, help='BAPPS root prepared by prepare-bapps (optional)')
     parser.add_argument('--repeats', type=int, default=5, help='timed repetitions per setting')
     parser.add_argument('--no-memory', action='store_true', help='skip the memory subprocesses')
@@ -362,26 +365,38 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cli(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    import pyiqa
-
-    from spips_pyiqa import register
-    from spips_pyiqa.benchmark.cache import ScoreCache
-    from spips_pyiqa.benchmark.leaderboard import LEADERBOARD_METRICS
+    """Entry point of benchmark: 0 done, 2 bad command line, 1 missing weights or unusable data/output."""
+    from spips_pyiqa.data.mos_prepare import MosDataError
     from spips_pyiqa.data.pyiqa_datasets import fr_dataset_names
+    from spips_pyiqa.evaluation.fr_metrics import UnknownMetricError, check_full_reference
+    from spips_pyiqa.utils.weights import MissingWeightsError
 
-    register()
-    args.only = args.only or (['leaderboard'] if args.pyiqa_datasets else list(DEFAULT_SECTIONS))
-    args.metrics = args.metrics or list(LEADERBOARD_METRICS if args.only == ['leaderboard'] else DEFAULT_METRICS)
-    unknown = [n for n in args.metrics if n not in pyiqa.list_models(metric_mode='FR')]
-    if unknown:
-        print(f'error: not a pyiqa full-reference metric: {", ".join(unknown)}', file=sys.stderr)
-        return 2
+    parser = _parser()
+    args = parse_or_exit_code(parser, argv)
+    if isinstance(args, int):
+        return args
+    try:
+        check_full_reference(args.metrics or ())
+    except UnknownMetricError as error:
+        return usage_error(parser, f'--metrics: {error}')
     unknown = [n for n in args.pyiqa_datasets if n not in fr_dataset_names()]
     if unknown:
-        print(f'error: not a pyiqa full-reference data set: {", ".join(unknown)} '
-              f'(one of: {", ".join(fr_dataset_names())})', file=sys.stderr)
-        return 2
+        return usage_error(parser, f'--pyiqa-datasets: not a pyiqa full-reference data set: {", ".join(unknown)} '
+                                   f'(one of: {", ".join(fr_dataset_names())})')
+    try:
+        _run(args)
+    except (MissingWeightsError, MosDataError, OSError) as error:
+        return fail(error)
+    return 0
+
+
+def _run(args) -> None:
+    """Every section of ``args.only`` (default: :data:`DEFAULT_SECTIONS`), then RESULTS.md."""
+    from spips_pyiqa.benchmark.cache import ScoreCache
+    from spips_pyiqa.benchmark.leaderboard import LEADERBOARD_METRICS
+
+    args.only = args.only or (['leaderboard'] if args.pyiqa_datasets else list(DEFAULT_SECTIONS))
+    args.metrics = args.metrics or list(LEADERBOARD_METRICS if args.only == ['leaderboard'] else DEFAULT_METRICS)
     args.out.mkdir(parents=True, exist_ok=True)
     cache = ScoreCache(None if args.no_cache else (args.cache or args.out / 'cache'))
     names = list(dict.fromkeys(args.metrics))
@@ -404,4 +419,3 @@ def cli(argv: list[str]) -> int:
     if 'scale' in args.only:
         run_scale(args)
     _say(f'wrote {write_results_index(args.out)} ({time.perf_counter() - start:.0f} s)')
-    return 0

@@ -3,7 +3,7 @@
 ``python -m spips_pyiqa benchmark --only scale`` (section ``scale`` of :mod:`spips_pyiqa.benchmark.run`):
 
 * **Training** (``scale_training``): a synthetic BAPPS-layout set of ``--scale-triplets`` 64x64 train
-  triplets (default 20,000; :func:`~spips_pyiqa.data.bapps_fixture.make_bapps_fixture`, written to a
+  triplets (default 20,000; :func:`~spips_pyiqa.benchmark.synthetic_bapps.make_synthetic_bapps`, written to a
   temporary folder, never committed) is trained with the shipped recipe (``options/train_spips.yml``:
   batch 50, pyiqa's loop, PNG decoding by pyiqa's ``BAPPSDataset`` in DataLoader workers) for
   ``--scale-iters`` steps, once in one process and once under ``torchrun --nproc_per_node=2``
@@ -76,12 +76,11 @@ def _launch(nproc: int, module_args: list[str], cwd: Path, threads: int) -> tupl
 
 def synthetic_bapps(root: Path, n_triplets: int) -> Path:
     """A prepared BAPPS-layout folder with ``n_triplets`` 64x64 train triplets (3 categories)."""
-    from spips_pyiqa.cli.prepare_bapps import cli as prepare_bapps
-    from spips_pyiqa.data.bapps_fixture import make_bapps_fixture
+    from spips_pyiqa.benchmark.synthetic_bapps import make_synthetic_bapps
+    from spips_pyiqa.data.bapps_prepare import collect_rows, default_output_dir, write_meta_info
 
-    make_bapps_fixture(root, n_train=math.ceil(n_triplets / 3), n_val=1, n_jnd=1, seed=1)
-    if prepare_bapps([str(root)]) != 0:
-        raise RuntimeError(f'prepare-bapps failed on {root}')
+    make_synthetic_bapps(root, n_train=math.ceil(n_triplets / 3), n_val=1, n_jnd=1, seed=1)
+    write_meta_info(collect_rows(root), default_output_dir(root))
     return root
 
 
@@ -260,7 +259,7 @@ def scale_tables(n_triplets: int, iters: int, n_pairs: int, environment: str, sa
     """Yield ``(stem, table)`` for the three tables as each is measured; data lives in a temporary
     folder removed at the end."""
     data_note = (
-        f'Synthetic set: {n_triplets} train triplets of 64x64 PNGs in BAPPS layout (make_bapps_fixture, temporary '
+        f'Synthetic set: {n_triplets} train triplets of 64x64 PNGs in BAPPS layout (make_synthetic_bapps, temporary '
         f'folder); shipped recipe options/train_spips.yml (batch 50, frozen AlexNet, heads + fusion learned), '
         f'{iters} steps per run; rate between the first and last logged step (every 5 steps); "data wait share" = '
         "pyiqa's data time / step time at the last log. Epoch = 151,000 / rate.")

@@ -56,7 +56,7 @@ BUGS = [
     ('p0/p1 swapped in 2AFC scoring', 'spips_pyiqa/metrics/bapps_scores.py',
      '(d0 < d1) * (1.0 - h) + (d1 < d0) * h', '(d0 < d1) * h + (d1 < d0) * (1.0 - h)',
      ['tests/test_bapps_scores.py']),
-    ('p0/p1 swapped in BAPPS evaluation', 'spips_pyiqa/cli/evaluate.py',
+    ('p0/p1 swapped in BAPPS evaluation', 'spips_pyiqa/evaluation/bapps.py',
      "'d0': ('distA_img', 'ref_img'), 'd1': ('distB_img', 'ref_img')",
      "'d0': ('distB_img', 'ref_img'), 'd1': ('distA_img', 'ref_img')",
      ['tests/test_evaluate.py']),
