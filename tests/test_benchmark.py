@@ -186,6 +186,8 @@ def test_bapps_through_evaluate_and_missing_live_dev(tmp_path, capsys):
     assert 0 <= float(rows[0]['2afc traditional']) <= 100 and rows[0]['jnd average']
     assert (out / 'bapps' / 'bapps_psnr.md').is_file()
     assert not (out / 'agreement_live_dev.md').exists()
+    readme = (out / 'README.md').read_text()  # written by the command, listing what it wrote
+    assert '[`agreement_bapps`](agreement_bapps.md)' in readme and '`spips_pyiqa/evaluation/bapps.py`' in readme
 
 
 @needs_live_dev

@@ -14,9 +14,11 @@ import pytest
 
 import spips_pyiqa
 from spips_pyiqa.__main__ import COMMANDS, main
-from spips_pyiqa.cli.arguments import FAILURE, USAGE_ERROR, plain_text
+from spips_pyiqa.cli.arguments import plain_text
 
 REPO = Path(__file__).resolve().parents[1]
+#: The documented convention (README "Command line"), as numbers: not the constants under test.
+FAILURE, USAGE_ERROR = 1, 2
 #: reStructuredText / Markdown a terminal would print literally: backticks, roles, bold, ``::``.
 MARKUP = re.compile(r'`|:[a-z]+:`|\*\*|\S::\s*$', re.MULTILINE)
 
