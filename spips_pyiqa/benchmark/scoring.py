@@ -173,6 +173,10 @@ def _size_rows(n_pairs: int, height: int, width: int, metrics: Sequence[str], he
     row('part: start-up (score of one pair, whole process)', 1, start_up, pairs=1)
     for part, seconds in _parts(metrics, target, ref, here).items():
         row(f'part: {part}' + (' (in-process, one pair per call)' if part.startswith('metric') else ''), 1, seconds)
+    whole = rows[0]['seconds']  # score, one process
+    for r in rows:
+        if r['run'].startswith('part:'):
+            r['share of score wall'] = r['seconds'] / whole
     return rows, means
 
 
@@ -188,12 +192,17 @@ def scoring_table(n_pairs: int, sizes: Sequence[str], metrics: Sequence[str], en
             notes.append(f'{width}x{height}: mean {metrics[0]} by ' + ', '.join(f'{k} {v:.6f}' for k, v in means.items())
                          + ' (equal: every run scored the same pairs).')
             say(f'scoring: {width}x{height} timed')
+    if os.getloadavg()[0] > (os.cpu_count() or 1):
+        notes.append('The load average exceeded the number of cores: these times measure the machine\'s load more '
+                     'than the tools.')
     notes += [f'Load average (1/5/15 min) after: {load_average()}.',
               'Whole-process rows include Python start-up, imports and metric creation (a user pays them); '
               '`part` rows are measured in one process on the same pairs: decode = load_image of target and '
-              'reference, metric = the metric alone on decoded tensors, write = the CSV through CsvJournal.',
+              'reference, metric = the metric alone on decoded tensors, write = the CSV through CsvJournal; `share of '
+              'score wall` = part seconds / seconds of the one-process score run.',
               f'Pairs: {DISTINCT_PAIRS} distinct synthetic PNG pairs (scikit-image photographs, noise/blur/JPEG), '
               'copied to the count; threads: the cores shared out, one per process and core. A shared machine '
               'inflates and scatters these times: regenerate on a quiet one.']
     return Table(f'Scoring throughput: spips_pyiqa score vs pyiqa CLI ({", ".join(metrics)}, CPU)',
-                 ['size', 'run', 'processes x threads', 'pairs', 'seconds', 'pairs/s'], rows, notes, digits=2)
+                 ['size', 'run', 'processes x threads', 'pairs', 'seconds', 'pairs/s', 'share of score wall'], rows, notes,
+                 digits=2)
