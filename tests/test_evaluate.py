@@ -168,6 +168,8 @@ def test_options_file_parses_with_overrides(tmp_path):
     assert overridden.pretrained_model_path == tmp_path / 'x.pth'
     assert all(spec.root == tmp_path for spec in overridden.datasets)
     assert all(spec.meta_dir == tmp_path / 'meta_info' for spec in overridden.datasets)
+    from_strings = load_options(str(OPTIONS), 'lpips', str(tmp_path), str(tmp_path / 'out'), str(tmp_path / 'x.pth'))
+    assert from_strings == overridden  # Python callers may pass strings
 
 
 # --- errors ---------------------------------------------------------------------------------------

@@ -209,13 +209,14 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_options(
-    path: Path,
+    path: Path | str,
     metric: str | None = None,
-    bapps_root: Path | None = None,
-    out: Path | None = None,
-    pretrained_model_path: Path | None = None,
+    bapps_root: Path | str | None = None,
+    out: Path | str | None = None,
+    pretrained_model_path: Path | str | None = None,
 ) -> EvaluateOptions:
-    """Read an options YAML, apply the command-line overrides (``None`` keeps the YAML's value)."""
+    """Read an options YAML, apply the overrides (``None`` keeps the YAML's value; paths or strings)."""
+    bapps_root = None if bapps_root is None else Path(bapps_root)
     options = _read_yaml(path)
     metric_block = options.get('metric') or {}
     datasets = options.get('datasets') or {}
