@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from spips_pyiqa import SPIPS
+from spips_pyiqa.archs.input_checks import check_image_pair
 from spips_pyiqa.archs.quality_heads import GroupHead
-from spips_pyiqa.archs.traditional_maps import TRADITIONAL_CHANNELS
 from spips_pyiqa.data.distortions import distort, photo
 
 SIZE = 64
@@ -59,29 +59,26 @@ def weight_reads(monkeypatch):
     return calls
 
 
-def score_and_gradients(model, target, ref):
-    """Score, its gradient to the target and to every traditional weight (training mode)."""
+def score_and_gradients(score, model, target, ref):
+    """``score(target, ref)``, its gradient to the target and, in training, to the traditional
+    weights (in eval mode skipped maps leave their weights without one)."""
     target = target.clone().requires_grad_(True)
-    weight = model.quality.heads['traditional'].convs[0].weight
-    score = model(target, ref)
-    grads = torch.autograd.grad(score.sum(), [target, weight], allow_unused=True)
-    return score.detach(), grads[0], grads[1]
+    inputs = [target] + ([model.quality.heads['traditional'].convs[0].weight] if model.training else [])
+    value = score(target, ref)
+    return [value.detach(), *torch.autograd.grad(value.sum(), inputs)]
 
 
-def fresh_like(model):
-    """A new SPIPS with ``model``'s weights and mode: its decision is taken from scratch."""
-    fresh = SPIPS(pretrained=False)
-    fresh.load_state_dict(model.state_dict())
-    return fresh.train(model.training)
+def full_maps_score(model):
+    """The score from the full traditional maps (the ``return_map`` path): no decision to take."""
+    return lambda target, ref: model.quality(model.distance_maps(*check_image_pair(target, ref)))[0]
 
 
 def assert_same(model, target, ref):
-    expected = score_and_gradients(fresh_like(model), target, ref)
-    for ours, theirs in zip(score_and_gradients(model, target, ref), expected):
-        if theirs is None:
-            assert ours is None
-        else:
-            torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-7)
+    """Score and gradients of ``model`` equal those from the full maps (float rounding apart; a
+    skipped map that weighs is off by its weight times its mean)."""
+    ours = score_and_gradients(model, model, target, ref)
+    for a, b in zip(ours, score_and_gradients(full_maps_score(model), model, target, ref)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5 * b.abs().max().item())
 
 
 # ----------------------------------------------------------- decisions follow the weights and the mode
@@ -114,8 +111,8 @@ ROUTES = {'SPIPS.load_state_dict': _load_spips, 'quality.load_state_dict': _load
 @pytest.mark.parametrize('route', list(ROUTES))
 @pytest.mark.parametrize('start', ['zero_weights', 'all_weights'])
 def test_decision_is_taken_when_weights_change_not_in_forward(request, pair, weight_reads, route, start):
-    """After each route that changes the weights, the forward pass reads no weight and gives the
-    score and gradients of a model built with those weights; eagerly and on the compiled path."""
+    """After each route that changes the weights, the forward pass reads no weight and its score
+    and gradients equal those from the full maps; after the route back, also on the compiled path."""
     model = copy.deepcopy(request.getfixturevalue(start))
     other = request.getfixturevalue('all_weights' if start == 'zero_weights' else 'zero_weights')
     model(*pair)
@@ -125,9 +122,10 @@ def test_decision_is_taken_when_weights_change_not_in_forward(request, pair, wei
         model(*pair)
     assert weight_reads == [], f'the forward pass read the weights after {route}'
     assert_same(model, *pair)
-    with pytest.MonkeyPatch.context() as patch:  # the code dynamo traces: no re-read, in-graph check
+    ROUTES[route](model, other if route == 'clamp_weights' else request.getfixturevalue(start))
+    with pytest.MonkeyPatch.context() as patch:  # and back, on the code dynamo traces: no re-read
         patch.setattr(torch.compiler, 'is_compiling', lambda: True)
-        torch.testing.assert_close(model(*pair), fresh_like(model)(*pair), rtol=0, atol=1e-7)
+        assert_same(model, *pair)
 
 
 @pytest.mark.parametrize('path', ['eager', 'compiled'])
@@ -140,12 +138,11 @@ def test_eval_to_train_gives_every_traditional_weight_its_gradient(request, zero
     model = copy.deepcopy(zero_weights)
     model(*pair)
     model.train()
-    _, _, grad = score_and_gradients(model, *pair)
-    assert grad is not None and (grad.flatten()[:4] != 0).all()
+    _, _, grad = score_and_gradients(model, model, *pair)
+    assert (grad.flatten()[:4] != 0).all()
     assert_same(model, *pair)
     model.eval()
-    _, _, grad = score_and_gradients(model, *pair)
-    assert grad is not None and (grad.flatten()[:4] == 0).all()
+    assert model.traditional_channels_needed() == [False] * 4 + [True] * 3
     assert_same(model, *pair)
 
 
@@ -182,7 +179,7 @@ def test_compiled_path_refuses_weights_edited_behind_its_back(compiled_path, zer
     with pytest.raises(RuntimeError, match=r"traditional head's weights changed .*refresh_weight_signs"):
         model(*pair)
     model.quality.heads['traditional'].refresh_weight_signs()
-    torch.testing.assert_close(model(*pair), fresh_like(model)(*pair), rtol=0, atol=1e-7)
+    assert_same(model, *pair)
 
 
 def test_compiled_path_refuses_nan_without_a_host_read(compiled_path, zero_weights, pair):
@@ -193,13 +190,6 @@ def test_compiled_path_refuses_nan_without_a_host_read(compiled_path, zero_weigh
     ref[0, 0, 0, 0] = float('inf')
     with pytest.raises(RuntimeError, match='ref contains NaN or Inf values'):
         zero_weights(pair[0], ref)
-
-
-def test_channels_needed_follow_the_mode(zero_weights):
-    model = copy.deepcopy(zero_weights)
-    assert model.traditional_channels_needed() == [False] * 4 + [True] * 3
-    assert model.train().traditional_channels_needed() is None
-    assert len(model.eval().traditional_channels_needed()) == TRADITIONAL_CHANNELS
 
 
 # ----------------------------------------------------------------------------- real compilation
@@ -224,11 +214,32 @@ def test_compiled_score_and_gradient_equal_eager(zero_weights, all_weights, pair
     compiled = torch.compile(model, backend='aot_eager')
     for heads in (zero_weights, all_weights):
         model.load_state_dict(heads.state_dict())
-        ours, theirs = score_and_gradients(compiled, *pair), score_and_gradients(heads, *pair)
+        ours, theirs = score_and_gradients(compiled, model, *pair), score_and_gradients(heads, heads, *pair)
         torch.testing.assert_close(ours[0], theirs[0], rtol=0, atol=1e-5)
         torch.testing.assert_close(ours[1], theirs[1], rtol=0, atol=1e-5)
     target = pair[0].clone()
     target[0, 0, 3, 3] = float('nan')
     with pytest.raises(RuntimeError, match='target contains NaN or Inf values'):
         compiled(target.requires_grad_(True), pair[1])
+    torch._dynamo.reset()
+
+
+@pytest.mark.slow
+def test_recompiles_when_the_signs_change_only(zero_weights, all_weights, pair):
+    """A clamp that leaves the signs as they were keeps the graph (a compiled training step with
+    ``clamp_weights`` does not recompile); loading heads with other zero weights recompiles."""
+    from torch._dynamo.testing import CompileCounter
+
+    model = copy.deepcopy(zero_weights)
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    compiled = torch.compile(model, backend=counter)
+    with torch.no_grad():
+        compiled(*pair)
+        model.quality.clamp_weights()
+        compiled(*pair)
+        assert counter.frame_count == 1
+        model.load_state_dict(all_weights.state_dict())
+        torch.testing.assert_close(compiled(*pair), all_weights(*pair), rtol=0, atol=1e-7)
+        assert counter.frame_count == 2
     torch._dynamo.reset()

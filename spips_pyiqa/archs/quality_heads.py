@@ -96,7 +96,8 @@ class GroupHead(nn.Module):
         else:
             values = torch.cat([w.detach().flatten() for w in weights]).tolist()  # the one read
             each = iter(values)
-            self._signs = WeightSigns(min(values) >= 0, tuple(tuple(next(each) != 0 for _ in range(w.numel())) for w in weights))
+            nonzero = tuple(tuple(next(each) != 0 for _ in range(w.numel())) for w in weights)
+            self._signs = WeightSigns(min(values) >= 0, nonzero)
         self._signs_of = tuple((w, w._version, w.data_ptr()) for w in weights)
 
     def weight_signs(self) -> WeightSigns:
@@ -104,8 +105,9 @@ class GroupHead(nn.Module):
 
         Eagerly, weights changed since then (an optimiser step, an in-place edit, a new
         ``Parameter``: the tensor, its version counter or its storage differ) are re-read first,
-        once. Under ``torch.compile`` the stored signs are used as they are (their values are
-        guarded, so a refresh recompiles); ``SPIPS`` checks inside the graph that they still hold.
+        once. Under ``torch.compile`` the stored signs are used as they are: dynamo guards on their
+        values, so a refresh that changes them recompiles (one that does not, e.g. a clamp after
+        each training step, keeps the graph); ``SPIPS`` checks inside the graph that they hold.
         """
         if not torch.compiler.is_compiling() and self._signs_stale():
             self.refresh_weight_signs()
