@@ -192,6 +192,17 @@ def test_compiled_path_refuses_nan_without_a_host_read(compiled_path, zero_weigh
         zero_weights(pair[0], ref)
 
 
+def test_meta_device_needs_no_weight_values(zero_weights):
+    """On the meta device (shape inference, deferred initialisation) there are no values to read:
+    every map is assumed to weigh, with the full maps, and score and gradient have their shapes."""
+    model = copy.deepcopy(zero_weights).to('meta')
+    target = torch.empty(2, 3, SIZE, SIZE, device='meta', requires_grad=True)
+    score = model(target, torch.empty(2, 3, SIZE, SIZE, device='meta'))
+    assert score.shape == (2, 1) and not model.quality.heads['traditional'].weight_signs().nonnegative
+    score.sum().backward()
+    assert target.grad.shape == target.shape
+
+
 # ----------------------------------------------------------------------------- real compilation
 @pytest.mark.slow
 def test_forward_is_one_graph_in_eval_and_as_loss(zero_weights, pair):

@@ -77,7 +77,8 @@ class GroupHead(nn.Module):
 
     @torch.no_grad()
     def clamp_weights(self) -> None:
-        """Project the weights onto the non-negative orthant (after each optimiser step)."""
+        """Project the weights onto the non-negative orthant (after each optimiser step), then
+        re-read their signs (:meth:`refresh_weight_signs`), so the next forward pass reads none."""
         for conv in self.convs:
             conv.weight.clamp_(min=0)
         self.refresh_weight_signs()
