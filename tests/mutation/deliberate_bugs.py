@@ -24,7 +24,7 @@ BUGS = [
     ('lambda reordered (fusion zips reversed weights)', 'spips_pyiqa/archs/quality_heads.py',
      'zip(self.weights, distances)', 'zip(self.weights.flip(0), distances)',
      ['tests/test_equations.py', 'tests/test_golden.py']),
-    ('lambda reordered (group order of the fusion)', 'spips_pyiqa/archs/groups.py',
+    ('lambda reordered (group order of the fusion)', 'spips_pyiqa/metric_configs.py',
      "GROUPS = ('traditional', 'perceptual', 'semantic')", "GROUPS = ('perceptual', 'traditional', 'semantic')",
      ['tests/test_equations.py', 'tests/test_golden.py']),
     ('Inf weights accepted (only NaN refused)', 'spips_pyiqa/archs/checkpoint.py',
