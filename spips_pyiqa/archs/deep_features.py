@@ -75,7 +75,8 @@ class _TorchvisionWithOurFeatures:
     cache file, or a download) and keep its ``.features``. The stand-in returns torchvision's
     model with the classifier on the meta device (never allocated) and ``features`` holding
     ``state_dict``, the same ImageNet tensors (checked by sha256 in ``spips_pyiqa.utils.weights``).
-    Every other name is torchvision's.
+    Every other name is torchvision's, so a pyiqa LPIPS that another thread builds meanwhile gets
+    torchvision's numbers too.
     """
 
     def __init__(self, builder: str, state_dict: Dict[str, torch.Tensor]):
