@@ -367,7 +367,7 @@ else:
 """
 
 
-@pytest.mark.parametrize('entry', ['fetch', 'first-use'])
+@pytest.mark.parametrize('entry', ['fetch', pytest.param('first-use', marks=pytest.mark.slow)])
 def test_concurrent_fetches_download_once_and_end_valid(entry, archives, tmp_path):
     """Two processes (as torchrun ranks creating SPIPS at once): one fetches, the other waits."""
     cache, barrier, log = tmp_path / 'torch' / 'hub', tmp_path / 'barrier', tmp_path / 'downloads.log'
