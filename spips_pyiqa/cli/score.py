@@ -162,7 +162,7 @@ def _run(args, metrics: list[str], info: DistInfo) -> None:
         comparison = compare_methods(args.ref_folder, args.methods, metrics, args.out_dir, maps=maps,
                                      reporter_for=lambda name: _Terminal(metrics, False, f'{name}: '), **options)
         if info.is_main:
-            print(comparison.markdown())
+            print(comparison.markdown(), end="")
         return
     result = score_folders(args.target, args.ref, metrics, out=args.out, maps=maps,
                            reporter=_Terminal(metrics, True, ''), **options)
