@@ -46,6 +46,7 @@ from spips_pyiqa.evaluation.fr_metrics import check_fr_metrics, gives_maps, lowe
 from spips_pyiqa.evaluation.output_guard import refuse_outputs_over_inputs
 from spips_pyiqa.evaluation.scores_file import ScoreRow, Stamp, directions_in, pair_stamp, scores_journal
 from spips_pyiqa.utils.distributed import DistInfo, chunk_rounds, gather_from_ranks
+from spips_pyiqa.utils.journal import CsvJournal
 
 __all__ = ['FolderScores', 'MapOptions', 'MapOptionsError', 'Reporter', 'ScoringError', 'score_folders']
 
@@ -172,7 +173,7 @@ def _resume_notes(plan: _Plan, changed: int, dropped: dict[str, int], out: Path)
 
 
 def _plan(pairs, metrics, out: Path | None, overwrite: bool, maps: MapOptions | None, map_metric,
-          folder_mode: bool) -> tuple[_Plan, object]:
+          folder_mode: bool) -> tuple[_Plan, CsvJournal | None]:
     """The plan and the scores journal (``None`` without ``out``); rank 0 only."""
     stamps = [pair_stamp(t, r) for t, r in pairs]
     directions = {m: lower_better(m) for m in metrics}
