@@ -149,8 +149,9 @@ class _Terminal:
 
 
 def _run(args, metrics: list[str], info: DistInfo) -> None:
-    from spips_pyiqa.evaluation.folder_scoring import MapOptions, score_folders
+    from spips_pyiqa.evaluation.folder_scoring import score_folders
     from spips_pyiqa.evaluation.method_comparison import compare_methods
+    from spips_pyiqa.evaluation.quality_maps import MapOptions
 
     device = local_device(checked_device(args.device), info)
     maps = None if args.map is None else MapOptions(args.map, value_range=args.map_range and tuple(args.map_range),
@@ -186,7 +187,7 @@ def cli(argv: list[str]) -> int:
     if problem is not None:
         print(f'error: {problem}', file=sys.stderr)
         return 2
-    from spips_pyiqa.evaluation.folder_scoring import MapOptionsError
+    from spips_pyiqa.evaluation.quality_maps import MapOptionsError
     from spips_pyiqa.evaluation.output_guard import OutputOverInputError
 
     info, error, status = DistInfo(), None, 0

@@ -5,6 +5,7 @@
 - ``output_guard``: outputs that would overwrite the inputs, or land among them, are refused;
 - ``folder_scoring``: folders (or two files) scored with several metrics: each pair decoded once,
   same-size pairs batched per metric, sharded under torchrun, resumable by content;
+- ``quality_maps``: SPIPS maps as heat-map PNGs (colour bar, fixed range) and raw ``.npy``;
 - ``method_comparison``: several methods against one reference folder: the methods x metrics table
   with bootstrap intervals, the rank agreement between metrics, a figure.
 

@@ -15,9 +15,8 @@ How (see also :mod:`spips_pyiqa.data.pairing`, :mod:`spips_pyiqa.evaluation.scor
   adding a metric computes that column alone; a regenerated target is rescored for every metric
   asked. Columns of metrics not asked for this time are kept (emptied for changed pairs).
   ``overwrite`` starts from nothing. An existing file that is not a scores file is never touched.
-- ``maps``: SPIPS's fused quality map of every pair as a heat map PNG with a colour bar (per-image
-  scale or a fixed ``value_range``), optionally the float map as ``.npy``; a map is redrawn when
-  missing or made from other inputs, another metric or another range (recorded in the PNG).
+- ``maps``: SPIPS's fused quality map of every pair (:mod:`spips_pyiqa.evaluation.quality_maps`);
+  a map is redrawn when missing or made from other inputs, another metric or another range.
 - Outputs that are inputs, or lie inside the target or ref folder, are refused before anything
   is written (:mod:`spips_pyiqa.evaluation.output_guard`).
 - Under ``torchrun`` the chunks are dealt round-robin to the ranks
@@ -39,57 +38,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spips_pyiqa.data.image_io import heat_map_description, save_heat_map
 from spips_pyiqa.data.pair_loader import LoadedPair, PairChunks, chunk_loader, same_size_groups
 from spips_pyiqa.data.pairing import pair_images
-from spips_pyiqa.evaluation.fr_metrics import check_fr_metrics, gives_maps, lower_better
+from spips_pyiqa.evaluation.fr_metrics import check_fr_metrics, lower_better
 from spips_pyiqa.evaluation.output_guard import refuse_outputs_over_inputs
+from spips_pyiqa.evaluation.quality_maps import MapOptions
 from spips_pyiqa.evaluation.scores_file import ScoreRow, Stamp, directions_in, pair_stamp, scores_journal
 from spips_pyiqa.utils.distributed import DistInfo, chunk_rounds, gather_from_ranks
 from spips_pyiqa.utils.journal import CsvJournal
 
-__all__ = ['FolderScores', 'MapOptions', 'MapOptionsError', 'Reporter', 'ScoringError', 'score_folders']
+__all__ = ['FolderScores', 'Reporter', 'ScoringError', 'score_folders']
 
 _METRIC_ERRORS = (ValueError, AssertionError, RuntimeError, TypeError)
 
 
 class ScoringError(ValueError):
     """A pair that cannot be scored, or a scores file that cannot be resumed: one line."""
-
-
-class MapOptionsError(ValueError):
-    """Map options that cannot work: a range that is not LOW < HIGH, no SPIPS metric to map."""
-
-
-@dataclass(frozen=True)
-class MapOptions:
-    """Heat maps of a SPIPS metric: ``path`` (a folder of ``<target stem>.png``, or one file for a
-    single pair), ``metric`` (default: the first SPIPS variant asked), ``value_range`` (default: 0
-    to each map's maximum), ``raw`` (also the float32 map, ``.npy`` next to the PNG)."""
-
-    path: Path
-    metric: str | None = None
-    value_range: tuple[float, float] | None = None
-    raw: bool = False
-
-    def __post_init__(self):
-        if self.value_range is not None:
-            low, high = self.value_range
-            if not (math.isfinite(low) and math.isfinite(high) and low < high):
-                raise MapOptionsError(f'the map range needs finite LOW < HIGH, got {low} {high}')
-
-    def metric_among(self, metrics: Sequence[str]) -> str:
-        """The metric whose maps are drawn: :attr:`metric`, else the first SPIPS variant of ``metrics``."""
-        metric = self.metric or next((m for m in metrics if gives_maps(m)), None)
-        if metric is None or not gives_maps(metric) or metric not in metrics:
-            raise MapOptionsError(f'quality maps come from a SPIPS metric among those scored ({", ".join(metrics)}): '
-                                  'add one, e.g. spips')
-        return metric
-
-    def description(self, metric: str, stamp: Stamp) -> str:
-        """What a map is made of, as recorded in its PNG."""
-        scale = 'per-image' if self.value_range is None else '{:.9g},{:.9g}'.format(*self.value_range)
-        return f'metric={metric}; range={scale}; inputs={",".join(map(str, stamp))}'
 
 
 @dataclass(frozen=True)
@@ -145,17 +109,6 @@ class _Plan:
     notes: list[str] = field(default_factory=list)
 
 
-def _map_path(maps: MapOptions, plan_pairs, index: int, folder_mode: bool) -> Path:
-    if folder_mode or maps.path.is_dir():
-        return maps.path / f'{plan_pairs[index][0].stem}.png'
-    return maps.path
-
-
-def _map_is_current(maps: MapOptions, path: Path, metric: str, stamp: Stamp) -> bool:
-    return (heat_map_description(path) == maps.description(metric, stamp)
-            and (not maps.raw or path.with_suffix('.npy').is_file()))
-
-
 def _resume_notes(plan: _Plan, changed: int, dropped: dict[str, int], out: Path) -> list[str]:
     total = len(plan.pairs)
     done = {m: sum(m in plan.known.get(i, {}) for i in range(total)) for m in plan.metrics}
@@ -207,8 +160,8 @@ def _plan(pairs, metrics, out: Path | None, overwrite: bool, maps: MapOptions | 
     todo = {}
     for index in range(len(pairs)):
         needed = [m for m in metrics if m not in known.get(index, {})]
-        if maps is not None and map_metric not in needed and not _map_is_current(
-                maps, _map_path(maps, pairs, index, folder_mode), map_metric, stamps[index]):
+        if maps is not None and map_metric not in needed and not maps.is_current(
+                maps.path_for(pairs, index, folder_mode), map_metric, stamps[index]):
             needed.append(map_metric)
         if needed:
             todo[index] = needed
@@ -247,17 +200,9 @@ class _Scorer:
                 return self.metrics[name](target, ref).reshape(-1).tolist()
             scores, quality_maps = self.metrics[name](target, ref, return_map=True)
         for pair, quality_map in zip(group, quality_maps):
-            self._save_map(pair.index, quality_map)
+            self.maps.save(quality_map, self.maps.path_for(self.plan.pairs, pair.index, self.folder_mode),
+                           self.map_metric, self.plan.stamps[pair.index])
         return scores.reshape(-1).tolist()
-
-    def _save_map(self, index: int, quality_map: torch.Tensor) -> None:
-        path = _map_path(self.maps, self.plan.pairs, index, self.folder_mode)
-        stamp = self.plan.stamps[index]
-        if self.maps.raw:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path.with_suffix('.npy'), quality_map.squeeze().cpu().numpy().astype(np.float32))
-        save_heat_map(quality_map, path, value_range=self.maps.value_range,
-                      description=self.maps.description(self.map_metric, stamp))
 
     def _failure(self, pair: LoadedPair, name: str, error: BaseException) -> str:
         target, ref = self.plan.pairs[pair.index]
@@ -361,7 +306,7 @@ def score_folders(target, ref, metrics: Sequence[str], *, out=None, overwrite: b
             pairing = pair_images(target, ref, match, target_suffix, allow_unmatched)
             outputs = {'the scores file': out, 'the map path': None if maps is None else maps.path}
             if maps is not None:
-                outputs |= {f'the map {i}': _map_path(maps, pairing.pairs, i, folder_mode)
+                outputs |= {f'the map {i}': maps.path_for(pairing.pairs, i, folder_mode)
                             for i in range(len(pairing.pairs))}
             refuse_outputs_over_inputs(outputs, {'the target folder' if folder_mode else 'the target': target,
                                                  'the ref folder' if folder_mode else 'the ref': ref},

@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from spips_pyiqa.evaluation.folder_scoring import MapOptions, Reporter, score_folders
+from spips_pyiqa.evaluation.folder_scoring import Reporter, score_folders
 from spips_pyiqa.evaluation.fr_metrics import lower_better
 from spips_pyiqa.evaluation.output_guard import refuse_outputs_over_inputs
+from spips_pyiqa.evaluation.quality_maps import MapOptions
 from spips_pyiqa.utils.distributed import DistInfo
 
 __all__ = ['RESAMPLES', 'MethodComparison', 'bootstrap_means', 'compare_methods', 'method_names']
