@@ -45,12 +45,7 @@ def parsers(monkeypatch) -> list[argparse.ArgumentParser]:
     return seen
 
 
-#: score's help is rewritten on the scoring branch; strict: the marker must go when that branch is merged.
-_SCORE_UNTIL_MERGED = pytest.mark.xfail(strict=True, reason='score --help: plain text comes with the scoring branch')
-HELP_CASES = [pytest.param(c, marks=_SCORE_UNTIL_MERGED) if c == 'score' else c for c in COMMANDS]
-
-
-@pytest.mark.parametrize('command', HELP_CASES)
+@pytest.mark.parametrize('command', list(COMMANDS))
 def test_help_is_plain_text_and_explains_every_option(command, parsers, capsys):
     assert _exit_code([command, '--help']) == 0
     out = capsys.readouterr().out

@@ -193,7 +193,7 @@ def test_missing_meta_info_says_to_run_prepare_bapps(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ('metric', 'message'),
-    [('no-such-metric', 'unknown pyiqa metric'), ('niqe', 'not a full-reference metric')],
+    [('no-such-metric', "unknown metric 'no-such-metric'"), ('niqe', 'niqe is a no-reference metric')],
 )
 def test_unknown_or_no_reference_metric(bapps_root, tmp_path, capsys, metric, message):
     assert _run(bapps_root, tmp_path, '--metric', metric) == 2  # usage error: a name on the command line

@@ -34,7 +34,9 @@ Sections (all by default; ``--only`` picks some, comma-separated):
 Tables are written as CSV (raw values) and Markdown into ``--out``; ``RESULTS.md`` collects every
 table found there and ``README.md`` lists them with the command and module that make each. Metric scores are cached per metric under ``--cache`` (default
 ``OUT/cache``), keyed by the metric's weights, code and data (:mod:`spips_pyiqa.benchmark.cache`), so
-a rerun after adding a metric scores only that metric.
+a rerun after adding a metric scores only that metric. Every metric runs in the private torch hub
+of :func:`spips_pyiqa.utils.weights.use_private_hub` (pyiqa's ``lpips`` and ``dists`` need
+torchvision-named backbone files, which are never written into the user's hub).
 """
 
 import argparse
@@ -465,24 +467,25 @@ def cli(argv: list[str]) -> int:
     """Entry point of benchmark: 0 done, 2 bad command line, 1 missing weights or unusable data/output."""
     from spips_pyiqa.data.mos_prepare import MosDataError
     from spips_pyiqa.data.pyiqa_datasets import fr_dataset_names
-    from spips_pyiqa.evaluation.fr_metrics import UnknownMetricError, check_full_reference
-    from spips_pyiqa.utils.weights import MissingWeightsError
+    from spips_pyiqa.evaluation.fr_metrics import UnknownMetricError, check_fr_metrics
+    from spips_pyiqa.utils.weights import FetchError, MissingWeightsError, use_private_hub
 
     parser = _parser()
     args = parse_or_exit_code(parser, argv)
     if isinstance(args, int):
         return args
     try:
-        check_full_reference([*(args.metrics or ()), *args.scoring_metrics])
+        check_fr_metrics([*(args.metrics or ()), *args.scoring_metrics])
     except UnknownMetricError as error:
         return usage_error(parser, f'--metrics: {error}')
     unknown = [n for n in args.pyiqa_datasets if n not in fr_dataset_names()]
     if unknown:
         return usage_error(parser, f'--pyiqa-datasets: not a pyiqa full-reference data set: {", ".join(unknown)} '
                                    f'(one of: {", ".join(fr_dataset_names())})')
-    try:
+    try:  # pyiqa's lpips/dists need torchvision-named files: never in the user's torch hub
+        _say(f'weights: torch and pyiqa use the private hub {use_private_hub()}')
         _run(args)
-    except (MissingWeightsError, MosDataError, OSError) as error:
+    except (FetchError, MissingWeightsError, MosDataError, OSError) as error:
         return fail(error)
     return 0
 

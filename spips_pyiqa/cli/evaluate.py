@@ -14,7 +14,7 @@ from pathlib import Path
 
 from spips_pyiqa.cli.arguments import FAILURE, command_parser, fail, parse_or_exit_code, usage_error
 from spips_pyiqa.evaluation.bapps import evaluate, load_options, write_results
-from spips_pyiqa.evaluation.fr_metrics import UnknownMetricError, check_full_reference
+from spips_pyiqa.evaluation.fr_metrics import UnknownMetricError, check_fr_metrics
 from spips_pyiqa.utils.distributed import DistInfo, close_distributed, init_distributed
 from spips_pyiqa.utils.weights import MissingWeightsError
 
@@ -37,7 +37,7 @@ def cli(argv: list[str]) -> int:
         return args
     if args.metric is not None:
         try:
-            check_full_reference([args.metric])
+            check_fr_metrics([args.metric])
         except UnknownMetricError as error:
             return usage_error(parser, f'--metric: {error}')
     start = time.perf_counter()

@@ -87,7 +87,7 @@ from spips_pyiqa.data.bapps_prepare import (
     dataset_options,
     default_output_dir,
 )
-from spips_pyiqa.evaluation.fr_metrics import check_full_reference
+from spips_pyiqa.evaluation.fr_metrics import check_fr_metrics
 from spips_pyiqa.metrics.bapps_scores import (
     CategoryScore,
     category_average,
@@ -237,7 +237,7 @@ def load_options(
 
 def _create_metric(options: EvaluateOptions, info: DistInfo = DistInfo()) -> torch.nn.Module:
     """``pyiqa.create_metric`` for a FR metric name, with the checkpoint if one is given."""
-    check_full_reference([options.metric])
+    check_fr_metrics([options.metric])
     kwargs = {}
     if options.pretrained_model_path is not None:
         if not options.pretrained_model_path.is_file():
