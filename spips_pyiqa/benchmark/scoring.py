@@ -44,7 +44,13 @@ SIZES = {'512': (512, 512), '2K': (1356, 2040)}
 #: Distinct pairs written per size; the other pairs are copies (decoding costs the same).
 DISTINCT_PAIRS = 12
 KINDS = ('noise', 'blur', 'jpeg')
-_PYIQA_MEAN = re.compile(r"'mean': (?:np\.float\d+\()?([-+\d.eE]+)")
+
+
+def pyiqa_mean(output: str, metric: str) -> float:
+    """The mean of ``metric`` in what pyiqa's CLI prints (``pprint`` of ``{metric: {'mean': x}}``,
+    keys sorted, numpy scalars as ``np.float64(x)``); NaN when absent."""
+    found = re.search(re.escape(repr(metric)) + r": \{[^{}]*?'mean': (?:np\.float\d+\()?([-+\d.eE]+)", output)
+    return float(found[1]) if found else float('nan')
 
 
 def write_pairs(folder: Path, n_pairs: int, height: int, width: int, distinct: int = DISTINCT_PAIRS) -> tuple[Path, Path]:
@@ -165,8 +171,7 @@ def _size_rows(n_pairs: int, height: int, width: int, metrics: Sequence[str], he
         means[f'score x{nproc}'] = _our_mean(out, metrics[0])
     outputs, wall = run_concurrently([_pyiqa_command(metrics, target, ref)], here, cores)
     row('pyiqa CLI', 1, wall)
-    found = _PYIQA_MEAN.findall(outputs[0])
-    means['pyiqa'] = float(found[0]) if found else float('nan')
+    means['pyiqa'] = pyiqa_mean(outputs[0], metrics[0])
     halves = [_pyiqa_command(metrics, t, r) for t, r in _halves(target, ref, here / 'halves')]
     row('pyiqa CLI (2 processes, half the pairs each)', 2, run_concurrently(halves, here, max(1, cores // 2))[1])
     _, start_up = launch(1, _score_args(metrics, *_one_pair(target, ref, here / 'one'), here / 'one.csv'), here, cores)
