@@ -1,7 +1,8 @@
 r"""SPIPS: Scene Perceived Image Perceptual Score, as a pyiqa architecture.
 
 Reference:
-    Lao & Yu, "SPIPS: Scene Perceived Image Perceptual Score", 2025.
+    Z. Lao and H. Yu, "Scene Perceived Image Perceptual Score (SPIPS): combining global and local
+    perception for image quality assessment", arXiv:2504.17234, 2025.
 
 SPIPS is a full-reference distance (lower is better, 0 for identical images). It fuses three groups
 of per-pixel distance maps, each through its own learned 1x1 convolution + ReLU head:

@@ -19,6 +19,9 @@ Sections (all by default; ``--only`` picks some, comma-separated):
   See :mod:`spips_pyiqa.benchmark.scale`.
 * ``figures``: SPIPS quality maps of a few real pairs per variant, and score-vs-DMOS scatters. See
   :mod:`spips_pyiqa.benchmark.figures`.
+* ``typical``: each metric's median score for JPEG, blur and noise of two severities on the
+  scikit-image photographs, so users know what a value means. See
+  :mod:`spips_pyiqa.benchmark.typical_values`.
 * ``leaderboard``: with ``--pyiqa-datasets live csiq ... --data-root ./datasets``, rows in pyiqa's
   ``FR_benchmark_results.csv`` format for pyiqa's full-reference data sets (the only section run
   when ``--pyiqa-datasets`` is given without ``--only``; default metrics: the SPIPS variants,
@@ -43,9 +46,9 @@ import torch
 from spips_pyiqa.benchmark.tables import Table, write_table
 from spips_pyiqa.metric_configs import LABEL_FREE_SUFFIX, VARIANTS
 
-SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'scale')
+SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'typical', 'scale')
 #: Sections run when --only is not given (scale writes a 20,000-triplet set and runs torchrun: asked for by name).
-DEFAULT_SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard')
+DEFAULT_SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'typical')
 #: The SPIPS variants compared with the baselines: those with human-trained heads, each with its label-free twin.
 SPIPS_METRICS = tuple(n for n, v in VARIANTS.items() if v.human_trained)
 SPIPS_METRICS += tuple(n + LABEL_FREE_SUFFIX for n in SPIPS_METRICS)
@@ -54,7 +57,7 @@ DEFAULT_METRICS = SPIPS_METRICS + BASELINES
 #: Order of the Markdown files in RESULTS.md (then any others, alphabetically).
 RESULT_ORDER = (
     'agreement_live_dev', 'agreement_live_dev_per_distortion', 'human_heads_cv', 'human_heads_candidates',
-    'default_heads', 'agreement_bapps',
+    'default_heads', 'agreement_bapps', 'typical_values',
     'speed_cpu', 'speed_cpu_targets', 'memory_cpu', 'speed_spips_components', 'speed_spips_profile',
     'speed_cuda', 'speed_cuda_targets', 'memory_cuda', 'scale_training', 'scale_training_profile', 'scale_training_ops',
     'scale_scoring',
@@ -262,6 +265,12 @@ def run_speed(args, metrics) -> None:
         _write(profile_table(metrics['spips'].metric, 256, 8), args.out, 'speed_spips_profile')
 
 
+def run_typical(args, metrics) -> None:
+    from spips_pyiqa.benchmark.typical_values import typical_values_table
+
+    _write(typical_values_table({n: m.metric for n, m in metrics.items()}), args.out, 'typical_values')
+
+
 def run_scale(args) -> None:
     from spips_pyiqa.benchmark.scale import scale_tables
 
@@ -401,6 +410,8 @@ def cli(argv: list[str]) -> int:
         run_figures(args, selected, cache)
     if 'leaderboard' in args.only:
         run_leaderboard(args, selected, cache)
+    if 'typical' in args.only:
+        run_typical(args, selected)
     if 'scale' in args.only:
         run_scale(args)
     _say(f'wrote {write_results_index(args.out)} ({time.perf_counter() - start:.0f} s)')
