@@ -30,7 +30,9 @@ Sections (all by default; ``--only`` picks some, comma-separated):
 Tables are written as CSV (raw values) and Markdown into ``--out``; ``RESULTS.md`` collects every
 table found there. Metric scores are cached per metric under ``--cache`` (default
 ``OUT/cache``), keyed by the metric's weights, code and data (:mod:`spips_pyiqa.benchmark.cache`), so
-a rerun after adding a metric scores only that metric.
+a rerun after adding a metric scores only that metric. Every metric runs in the private torch hub
+of :func:`spips_pyiqa.utils.weights.use_private_hub` (pyiqa's ``lpips`` and ``dists`` need
+torchvision-named backbone files, which are never written into the user's hub).
 """
 
 import argparse
@@ -378,8 +380,14 @@ def cli(argv: list[str]) -> int:
     from spips_pyiqa.benchmark.cache import ScoreCache
     from spips_pyiqa.benchmark.leaderboard import LEADERBOARD_METRICS
     from spips_pyiqa.data.pyiqa_datasets import fr_dataset_names
+    from spips_pyiqa.utils.weights import FetchError, use_private_hub
 
     register()
+    try:  # pyiqa's lpips/dists need torchvision-named files: never in the user's torch hub
+        _say(f'weights: torch and pyiqa use the private hub {use_private_hub()}')
+    except FetchError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
     args.only = args.only or (['leaderboard'] if args.pyiqa_datasets else list(DEFAULT_SECTIONS))
     args.metrics = args.metrics or list(LEADERBOARD_METRICS if args.only == ['leaderboard'] else DEFAULT_METRICS)
     unknown = [n for n in args.metrics if n not in pyiqa.list_models(metric_mode='FR')]

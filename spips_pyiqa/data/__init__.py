@@ -1,6 +1,7 @@
 """Images and data sets (like ``pyiqa/data``).
 
 - ``image_io``: reading image files strictly (16-bit, EXIF) and writing heat maps (colour bar, fixed range);
+- ``pyiqa_inputs``: files handed to ``create_metric('spips')`` read with ``load_image``;
 - ``distortions``: scikit-image photographs and distortions of known severity;
 - ``bapps_prepare``: pyiqa's meta-info CSV + split file for a BAPPS folder;
 - ``bapps_fixture``: a tiny synthetic BAPPS-layout folder for tests;
