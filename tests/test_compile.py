@@ -254,3 +254,31 @@ def test_recompiles_when_the_signs_change_only(zero_weights, all_weights, pair):
         torch.testing.assert_close(compiled(*pair), all_weights(*pair), rtol=0, atol=1e-7)
         assert counter.frame_count == 2
     torch._dynamo.reset()
+
+
+# ------------------------------------------------------------------------- compiled speed rows
+def test_speed_table_gains_compiled_rows(monkeypatch):
+    """Rows ``NAME (compiled)`` as a metric and as a loss, their compile time in a note, the metric
+    given left eager; no such rows (and a note why) without a compiler. A counting backend and
+    ``psnr`` stand in for inductor and SPIPS, which take minutes to compile."""
+    import pyiqa
+    from torch._dynamo.testing import CompileCounter
+
+    from spips_pyiqa.benchmark import speed
+
+    monkeypatch.setattr(speed, 'SIZES', ((64, 2),))
+    original, backend = speed.compiled_metric, CompileCounter()
+    monkeypatch.setattr(speed, 'compiled_metric', lambda metric: original(metric, backend=backend))
+    metric = pyiqa.create_metric('psnr', device='cpu')
+    torch._dynamo.reset()
+    (table,), raw = speed.speed_tables({'psnr': metric}, torch.device('cpu'), 1, False, 'test', compiled=('psnr',))
+    assert [row['metric'] for row in table.rows] == ['psnr', 'psnr (compiled)', 'psnr (loss)', 'psnr (compiled) (loss)']
+    assert all(row['64px b2 img/s'] > 0 for row in table.rows)
+    assert any('psnr (compiled) (loss) 64px:' in note for note in table.notes)
+    assert backend.frame_count == 2  # one graph as a metric, one as a loss
+    assert not isinstance(metric.net, torch._dynamo.eval_frame.OptimizedModule)
+    monkeypatch.setattr(speed, 'compiler_missing', lambda device: 'InvalidCxxCompiler: no g++')
+    (table,), _ = speed.speed_tables({'psnr': metric}, torch.device('cpu'), 1, False, 'test', compiled=('psnr',))
+    assert [row['metric'] for row in table.rows] == ['psnr', 'psnr (loss)']
+    assert any('no compiler here (InvalidCxxCompiler: no g++)' in note for note in table.notes)
+    torch._dynamo.reset()

@@ -18,7 +18,7 @@ Compiled: rows ``NAME (compiled)`` (``spips`` and ``lpips``, :data:`COMPILED`) t
 metric with its network through ``torch.compile`` (backend ``inductor``, static shapes: one graph
 per input shape; CPU needs a C++ compiler, CUDA triton), as a metric and as a loss. The first call
 of each (the compilation) is the warm-up, not timed; its duration is stated under the table.
-Compiled rows have no memory measurement.
+Compiled metrics have no memory rows.
 
 Memory on CPU: torch's allocations are invisible to ``tracemalloc``, so each (metric, size) runs in
 its own subprocess (``python -m spips_pyiqa.benchmark.speed --child``), which loads the metric and
@@ -352,7 +352,7 @@ def speed_tables(
             'peak divided by lpips\' (`lpips (loss)`\'s for loss rows); `process`: that subprocess\' '
             'peak RSS (Python + torch + model + inputs + call). `NAME (loss)` rows: one forward + '
             'backward step. CUDA: `max_memory_allocated` minus memory allocated before the call. '
-            '`NAME (compiled)` rows are not measured.',
+            'Compiled metrics are not measured (no rows).',
         ],
         digits=2,
     )
@@ -380,7 +380,8 @@ def speed_tables(
             elif mem:
                 memory_row[f'{label} inference'] = f'error: {mem["error"]}'
         time_table.rows.append(time_row)
-        memory_table.rows.append(memory_row)
+        if COMPILED_SUFFIX not in name:
+            memory_table.rows.append(memory_row)
     memory_table.notes.append(f'Method: {", ".join(sorted(methods)) or "not measured"}.')
     tables = [time_table] + ([memory_table] if memory else [])
     return tables, raw
