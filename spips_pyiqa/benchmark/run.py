@@ -6,8 +6,9 @@ Sections (all by default; ``--only`` picks some, comma-separated):
   (``../shared/data/live_dev``, 39 LIVE images; skipped with a message when absent), overall and per
   distortion type, every metric side by side; BAPPS 2AFC / JND per category when ``--bapps ROOT``
   is given (through ``spips_pyiqa.cli.evaluate``). See :mod:`spips_pyiqa.benchmark.agreement`.
-* ``human-heads``: leave-one-scene-out and leave-one-distortion-out cross-validation of heads
-  trained on live_dev's DMOS, with the nested estimate, the candidate recipes and training curves.
+* ``human-heads``: the leaderboard protocol (grouped scene folds, pooled SRCC and plain PLCC,
+  distortion folds, bootstrap over scenes, nested estimate) for heads trained on the DMOS of
+  live_dev + live_jpeg_dev (``--human-data``), with the candidate recipes and training curves.
   See :mod:`spips_pyiqa.benchmark.human_heads_cv`.
 * ``speed``: images/second and peak memory at 64 px (batch 50), 256 px (batch 8) and 1024 px
   (batch 1) on CPU (and CUDA when available), relative to pyiqa's ``lpips``; for ``spips`` also
@@ -201,34 +202,13 @@ def run_agreement(args, metrics, cache) -> None:
 
 
 def run_human_heads(args, metrics, cache) -> None:
-    from spips_pyiqa.archs.spips_arch import SPIPS
-    from spips_pyiqa.benchmark.agreement import live_dev_scores
-    from spips_pyiqa.benchmark.human_heads_cv import candidates_table, curves_figure, cv_table
-    from spips_pyiqa.data.live_dev import read_live_dev
-    from spips_pyiqa.metrics.bapps_scores import to_distance
-    from spips_pyiqa.recipes.human_heads import VARIANTS, cross_validation_report, pooled_features
+    from spips_pyiqa.benchmark.human_heads_cv import write_human_heads_tables
 
-    dataset, reason = _live_dev(args)
-    if dataset is None or args.limit:
-        _say(reason or 'human-heads: skipped with --limit (cross-validation needs every image)')
+    if args.limit:
+        _say('human-heads: skipped with --limit (cross-validation needs every image)')
         return
-    rows = read_live_dev(args.live_dev)
-    variants = [v for v in VARIANTS if v in metrics] or list(VARIANTS)
-    features, reports = {}, []
-    for variant in variants:
-        net = VARIANTS[variant][0]
-        if net not in features:
-            features[net] = pooled_features(SPIPS(net).eval(), rows, args.live_dev, progress=f'live_dev features {net}')
-        reports.append(cross_validation_report(variant, features[net]))
-        _say(f'{variant}: chosen {reports[-1].recipe.name}; nested scene SRCC {reports[-1].nested.mean_srcc:.3f}')
-    baselines = {n: m for n, m in metrics.items() if n in ('dists', 'vif', 'lpips')}
-    raw = live_dev_scores(baselines, dataset, cache)
-    order = [dataset.items.index(row.dist) for row in rows]
-    distances = {n: to_distance(raw[n], m.lower_better)[order] for n, m in baselines.items()}
-    some = next(iter(features.values()))
-    _write(cv_table(reports, some, distances, args.live_dev), args.out, 'human_heads_cv')
-    _write(candidates_table(reports), args.out, 'human_heads_candidates')
-    _say(f'wrote {curves_figure(reports, args.out / "figures" / "human_heads_curves.png")}')
+    for stem, table in write_human_heads_tables(args.human_data, metrics, cache, args.out, _say):
+        _write(table, args.out, stem)
 
 
 def run_speed(args, metrics) -> None:
@@ -328,6 +308,7 @@ def _names(text: str, allowed, what: str) -> list[str]:
 
 def _parser() -> argparse.ArgumentParser:
     from spips_pyiqa.benchmark.agreement import default_live_dev
+    from spips_pyiqa.data.live_dev import default_human_data
     from spips_pyiqa.benchmark.leaderboard import LEADERBOARD_METRICS
 
     parser = argparse.ArgumentParser(prog='python -m spips_pyiqa benchmark', description=__doc__,
@@ -343,6 +324,9 @@ def _parser() -> argparse.ArgumentParser:
                         f'for the leaderboard alone: {",".join(LEADERBOARD_METRICS)})')
     parser.add_argument('--live-dev', type=Path, default=default_live_dev(),
                         help='live_dev folder (default: %(default)s)')
+    parser.add_argument('--human-data', type=Path, nargs='+', default=default_human_data(),
+                        help='human-scored folders the human-heads section learns from (default: live_dev '
+                        'live_jpeg_dev in ../shared/data)')
     parser.add_argument('--bapps', type=Path, help='BAPPS root prepared by prepare-bapps (optional)')
     parser.add_argument('--repeats', type=int, default=5, help='timed repetitions per setting')
     parser.add_argument('--no-memory', action='store_true', help='skip the memory subprocesses')

@@ -11,8 +11,8 @@ way here:
 * :func:`pooled`: SRCC, plain PLCC, logistic-fit PLCC and KRCC of such predictions
   (:func:`~spips_pyiqa.metrics.correlation.correlations`), and :func:`per_group_srcc` beside it;
 * :func:`scene_bootstrap` / :func:`bootstrap_correlations`: resample *scenes* with replacement
-  (images of one scene are not independent) and recompute pooled SRCC and plain PLCC of many
-  predictions at once, for intervals and paired comparisons.
+  (images of one scene are not independent), optionally within strata, and recompute pooled SRCC
+  and plain PLCC of many predictions at once, for intervals and paired comparisons.
 
 References:
     B. Efron, R. Tibshirani, "An Introduction to the Bootstrap", 1993 (cluster resampling).
@@ -73,16 +73,25 @@ def per_group_srcc(prediction: np.ndarray, badness: np.ndarray, groups: Sequence
             for g in sorted(set(groups))}
 
 
-def scene_bootstrap(groups: Sequence[str], subset: Sequence[int], samples: int, seed: int) -> list[np.ndarray]:
+def scene_bootstrap(groups: Sequence[str], subset: Sequence[int], samples: int, seed: int,
+                    strata: Sequence[str] | None = None) -> list[np.ndarray]:
     """``samples`` resamples of ``subset``: its groups drawn with replacement, each drawn group
-    contributing all its items (a group drawn twice counts twice)."""
+    contributing all its items (a group drawn twice counts twice).
+
+    Args:
+        strata: per item, its stratum (constant within a group); groups are then drawn within each
+            stratum, as many as it has (a stratified cluster bootstrap: every resample keeps the
+            design's mix, e.g. 3 multi-distortion scenes and 14 JPEG-only ones).
+    """
     subset = np.asarray(list(subset), dtype=int)
     members: dict[str, list[int]] = {}
+    layer: dict[str, str] = {}
     for i in subset:
         members.setdefault(groups[i], []).append(int(i))
-    names = sorted(members)
+        layer[groups[i]] = '' if strata is None else strata[i]
+    layers = [sorted(g for g in members if layer[g] == s) for s in sorted(set(layer.values()))]
     rng = np.random.default_rng(seed)
-    return [np.concatenate([members[names[j]] for j in rng.integers(len(names), size=len(names))])
+    return [np.concatenate([members[names[j]] for names in layers for j in rng.integers(len(names), size=len(names))])
             for _ in range(samples)]
 
 

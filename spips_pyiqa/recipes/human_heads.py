@@ -118,21 +118,22 @@ class Recipe:
 UNTRAINED = Recipe()
 #: Prior strengths per kind of recipe: the every-head recipes move ~1,150 LPIPS weights fit on
 #: ~150k BAPPS judgments, so they get only strong priors.
-PRIORS = {'fusion': (1.0, 0.0), 'traditional': (1.0, 0.1, 0.0), 'heads': (10.0, 1.0, 0.1)}
+PRIORS = {'fusion': (1.0, 0.0), 'traditional': (1.0, 0.1), 'heads': (10.0, 1.0)}
 
 
 def candidate_recipes(groups: Sequence[str]) -> list[Recipe]:
     """The recipes cross-validation chooses from for a variant with ``groups``, label-free first:
     what learns (the fusion weights; + the 7 traditional weights; every head), each with its
-    priors (:data:`PRIORS`), from all pairs, all pairs + the linear term, or same-scene pairs."""
+    priors (:data:`PRIORS`), from all pairs with and without the linear term; and the v0.2
+    recipe (fusion + traditional, same-scene pairs, no prior) for comparison."""
     parts = {'fusion': ('fusion',), 'traditional': ('fusion', 'traditional'), 'heads': ('fusion', *groups)}
     recipes = [UNTRAINED]
     for kind, learn in parts.items():
         if kind == 'traditional' and 'traditional' not in groups:
             continue
-        for prior in PRIORS[kind]:
-            recipes += [Recipe(learn, prior=prior), Recipe(learn, prior=prior, linear=1.0),
-                        Recipe(learn, within_scene=True, prior=prior)]
+        recipes += [Recipe(learn, prior=prior, linear=linear) for prior in PRIORS[kind] for linear in (0.0, 1.0)]
+    if 'traditional' in groups:
+        recipes.append(Recipe(('fusion', 'traditional'), within_scene=True))
     return recipes
 
 
@@ -148,8 +149,8 @@ class Protocol:
     """
 
     folds: int = 5
-    seeds: tuple[int, ...] = (0, 1, 2)
-    inner_folds: int = 4
+    seeds: tuple[int, ...] = (0, 1)
+    inner_folds: int = 3
     inner_seeds: tuple[int, ...] = (0,)
     nested_seed: int = 0
     samples: int = 1000
@@ -163,8 +164,11 @@ PROTOCOL = Protocol()
 # training
 # --------------------------------------------------------------------------------------------
 def _batch(recipes: Sequence[Recipe], train: np.ndarray) -> Batch:
-    first = recipes[0]
-    if any((r.lr, r.epochs, r.temperature) != (first.lr, first.epochs, first.temperature) for r in recipes):
+    """The recipes as one :class:`~spips_pyiqa.recipes.linear_heads.Batch` (those that learn must
+    share lr, epochs and temperature; label-free ones learn nothing and go along)."""
+    learning = [r for r in recipes if r.learn] or list(recipes)
+    first = learning[0]
+    if any((r.lr, r.epochs, r.temperature) != (first.lr, first.epochs, first.temperature) for r in learning):
         raise ValueError('recipes trained together must share lr, epochs and temperature')
     return Batch(train, [r.learn for r in recipes], [r.within_scene for r in recipes], [r.prior for r in recipes],
                  [r.linear for r in recipes], first.temperature, first.lr, first.epochs)
@@ -256,11 +260,12 @@ def select(start: QualityHeads, features: Features, candidates: Sequence[Recipe]
     decide; ``inner``: with the inner folds and seeds of ``protocol``."""
     folds, seeds = (protocol.inner_folds, protocol.inner_seeds) if inner else (protocol.folds, protocol.seeds)
     evaluations = evaluate(start, features, candidates, subset, folds, seeds)
-    return choose(evaluations, features.badness, features.scenes, protocol.samples, protocol.level), evaluations
+    return choose(evaluations, features.badness, features.scenes, features.distortions, protocol.samples,
+                  protocol.level), evaluations
 
 
 def nested_cv(start: QualityHeads, features: Features, candidates: Sequence[Recipe],
-              protocol: Protocol = PROTOCOL) -> tuple[np.ndarray, dict[str, Recipe]]:
+              protocol: Protocol = PROTOCOL, say=lambda line: None) -> tuple[np.ndarray, dict[str, Recipe]]:
     """Held-out predictions of the whole procedure: grouped scene folds; in each, the recipe is
     chosen (:func:`select`, inner folds) on the training scenes alone, trained on them and scores
     the held-out scenes. Returns the predictions :math:`(N,)` and the choice of each outer fold."""
@@ -272,6 +277,7 @@ def nested_cv(start: QualityHeads, features: Features, candidates: Sequence[Reci
         with torch.no_grad():
             prediction[test] = scores(heads, features, test).numpy()
         choices[', '.join(sorted({features.scenes[i] for i in test}))] = choice.chosen
+        say(f'  nested fold {k + 1}/{protocol.folds}: chose {choice.chosen.name}')
     return prediction, choices
 
 
@@ -292,6 +298,7 @@ class CVReport:
         evaluations: per candidate, its out-of-fold predictions.
         label_free_scores: the label-free heads' score of every image :math:`(N,)`.
         nested: the nested procedure's held-out predictions :math:`(N,)`; nested_choices per outer fold.
+        curves: the chosen recipe's training curves on the scene folds of the first seed.
     """
 
     variant: str
@@ -301,6 +308,7 @@ class CVReport:
     nested: np.ndarray
     nested_choices: dict[str, Recipe]
     badness: np.ndarray
+    curves: dict[str, list[dict[str, float]]]
 
     @property
     def recipe(self) -> Recipe:
@@ -328,17 +336,22 @@ class CVReport:
         return self.decision[0]
 
 
-def cross_validation_report(variant: str, features: Features, protocol: Protocol = PROTOCOL) -> CVReport:
-    """Choose a recipe for ``variant`` and estimate the procedure (see the module docstring)."""
+def cross_validation_report(variant: str, features: Features, protocol: Protocol = PROTOCOL,
+                            say=lambda line: None) -> CVReport:
+    """Choose a recipe for ``variant`` and estimate the procedure (see the module docstring);
+    ``say`` gets a line per step."""
     net, groups = VARIANTS[variant]
     features = features.select_groups(groups)
     start = label_free_start(net, groups)
     candidates = candidate_recipes(groups)
     choice, evaluations = select(start, features, candidates, protocol=protocol)
-    nested, nested_choices = nested_cv(start, features, candidates, protocol)
+    say(f'{variant}: {len(candidates)} candidates evaluated; best {choice.best.name}; chosen {choice.chosen.name}')
+    nested, nested_choices = nested_cv(start, features, candidates, protocol, say)
     with torch.no_grad():
         label_free_scores = scores(start, features, range(len(features.badness))).numpy()
-    return CVReport(variant, choice, evaluations, label_free_scores, nested, nested_choices, features.badness)
+    curves = (evaluate(start, features, [choice.chosen], None, protocol.folds, protocol.seeds[:1], curves=True)[0].curves
+              if choice.chosen.learn else {})
+    return CVReport(variant, choice, evaluations, label_free_scores, nested, nested_choices, features.badness, curves)
 
 
 def build_human_heads(report: CVReport, features: Features, protocol: Protocol = PROTOCOL) -> tuple[QualityHeads, dict]:
@@ -394,7 +407,7 @@ def reports(variants: Sequence[str], roots: Sequence[Path] | None = None, cache:
         net = VARIANTS[variant][0]
         if net not in features:
             features[net] = cached_features(net, rows, root, cache, progress=f'features {net}')
-        out.append(cross_validation_report(variant, features[net], protocol))
+        out.append(cross_validation_report(variant, features[net], protocol, say))
         say(summary_line(out[-1]))
     return out, features
 

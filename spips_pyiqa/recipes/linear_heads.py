@@ -159,26 +159,29 @@ def train_batch(start: QualityHeads, x: Mapping[str, torch.Tensor], badness: np.
     masks.update({g: torch.tensor([[float(g in parts)] for parts in batch.learn]) for g in model.weight})
     optimizer = torch.optim.Adam(model.parameters(), lr=batch.lr)
     y = torch.as_tensor(badness, dtype=torch.float32)
-    diff = y[:, None] - y[None, :]
+    # each unordered pair once (BCE(z, 1) = BCE(-z, 0): the mean over ordered pairs is the same)
+    first, second = torch.triu_indices(len(y), len(y), offset=1)
+    keep = y[first] != y[second]
+    first, second = first[keep], second[keep]
     names = {s: k for k, s in enumerate(sorted(set(scenes)))}
     scene_id = torch.tensor([names[s] for s in scenes])
-    same = (scene_id[:, None] == scene_id[None, :]).float()
-    within = torch.tensor([float(w) for w in batch.within_scene])[:, None, None]
-    valid = train[:, :, None] * train[:, None, :] * (diff != 0).float() * (within * same + (1 - within))
-    pairs = valid.sum(dim=(1, 2)).clamp_min(1)
-    target = (diff > 0).float().expand_as(valid)
+    same = (scene_id[first] == scene_id[second]).float()
+    within = torch.tensor([float(w) for w in batch.within_scene])[:, None]
+    valid = train[:, first] * train[:, second] * (within * same + (1 - within))
+    pairs = valid.sum(dim=1).clamp_min(1)
+    target = (y[first] > y[second]).float().expand_as(valid)
     prior, linear = torch.tensor(batch.prior, dtype=torch.float32), torch.tensor(batch.linear, dtype=torch.float32)
     with torch.no_grad():
         start_scores = begin(x)
         mean0 = _masked_mean(start_scores, train)
         std0 = (_masked_mean((start_scores - mean0[:, None]) ** 2, train) * train.sum(1) / (train.sum(1) - 1)).sqrt()
-        temperature = (batch.temperature * std0)[:, None, None]
+        temperature = (batch.temperature * std0)[:, None]
     curve = []
     for epoch in range(batch.epochs + 1):
         predicted = model(x)
-        logits = (predicted[:, :, None] - predicted[:, None, :]) / temperature
+        logits = (predicted[:, first] - predicted[:, second]) / temperature
         bce = F.binary_cross_entropy_with_logits(logits, target, reduction='none')
-        loss = (bce * valid).sum(dim=(1, 2)) / pairs
+        loss = (bce * valid).sum(dim=1) / pairs
         if bool((linear > 0).any()):
             loss = loss + linear * (1 - _pearson(predicted, y.expand_as(predicted), train)) / 2
         point = {'epoch': epoch, 'loss': loss.detach().numpy().copy()}
