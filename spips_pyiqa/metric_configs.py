@@ -63,9 +63,9 @@ class Variant:
 VARIANTS = OrderedDict(
     [
         ('spips', Variant('alex', heads=HUMAN_TRAINED)),
-        ('spips-vgg', Variant('vgg', heads=HUMAN_TRAINED)),
+        ('spips-vgg', Variant('vgg', heads=LABEL_FREE)),
         ('spips-no-semantic', Variant('alex', ('traditional', 'perceptual'), heads=HUMAN_TRAINED)),
-        ('spips-no-traditional', Variant('alex', ('perceptual', 'semantic'))),
+        ('spips-no-traditional', Variant('alex', ('perceptual', 'semantic'), heads=HUMAN_TRAINED)),
         ('spips-squeeze', Variant('squeeze', human_trained=False)),
     ]
 )

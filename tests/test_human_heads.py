@@ -317,8 +317,8 @@ def test_registered_heads_exist_and_state_their_provenance(name):
         for statistic in ('srcc', 'plcc'):  # the ship rule held when these heads were written
             assert cv['nested_pooled'][statistic] > cv['label_free_pooled'][statistic]
         for kind, fold in cv['distortion_folds'].items():
-            assert fold['srcc'] >= cv['label_free_distortion_folds'][kind]['srcc']
-            assert fold['plcc'] >= cv['label_free_distortion_folds'][kind]['plcc']
+            for statistic in ('srcc', 'plcc'):
+                assert fold[statistic] >= cv['label_free_distortion_folds'][kind][statistic] - rs.DISTORTION_MARGIN
         assert len(cv['held_out_predictions']) == 121
     else:
         assert 'not BAPPS-trained' in meta['provenance'] or 'label' in meta['provenance']

@@ -28,9 +28,12 @@ from spips_pyiqa.metrics.grouped_cv import Pooled, bootstrap_correlations, per_g
 from spips_pyiqa.recipes.human_heads import PROTOCOL, UNTRAINED, CVReport, Protocol
 from spips_pyiqa.recipes.recipe_selection import Summary, criterion, scene_strata
 
-__all__ = ['candidates_table', 'curves_figure', 'cv_table', 'per_scene_table']
+__all__ = ['LEADERBOARD_STEM', 'candidates_table', 'curves_figure', 'cv_table', 'leaderboard_rows', 'per_scene_table',
+           'write_human_heads_tables']
 
 DATA = ' + '.join(HUMAN_DATA)
+#: File stem of the pyiqa-format rows for the 17-scene LIVE subset.
+LEADERBOARD_STEM = 'leaderboard_live_17_scenes'
 
 
 def _interval(prediction: np.ndarray, badness: np.ndarray, draws) -> tuple[str, str]:
@@ -127,6 +130,30 @@ def per_scene_table(reports: list[CVReport], scenes) -> Table:
     return Table(f'Human-trained heads: SRCC within each scene ({DATA})', columns, rows, notes)
 
 
+def leaderboard_rows(reports: list[CVReport], baselines: dict[str, np.ndarray]) -> Table:
+    """Rows in pyiqa's ``FR_benchmark_results.csv`` format for the 121 images of the 17 LIVE scenes:
+    the reference metrics, each variant's label-free heads and its human-trained procedure (nested,
+    held-out predictions, marked ``(held out)``)."""
+    from spips_pyiqa.benchmark.leaderboard import column, leaderboard_cell
+    from spips_pyiqa.metrics.correlation import correlations
+
+    header = column('live_17_scenes')
+    rows = []
+    if reports:
+        badness = reports[0].badness
+        entries = list(baselines.items())
+        for report in reports:
+            entries += [(f'{report.variant}-label-free', report.label_free_scores),
+                        (f'{report.variant} human-trained (held out)', report.nested)]
+        rows = [{'Metric name': name, header: leaderboard_cell(correlations(values, badness, logistic=False))}
+                for name, values in entries]
+    notes = [f'Data: {DATA} (LIVE Release 2, 17 scenes, n=121, DMOS). Cells as pyiqa writes them: plain PLCC (no fit), '
+             'SRCC, KRCC, sign-corrected, 4 decimals. `(held out)` rows: every image scored by heads of the nested '
+             'procedure that never saw its scene (the shipped heads saw every image: their own in-sample numbers here '
+             'would be no evidence). Not LIVE as a whole: 17 of its 29 scenes, JPEG-heavy.']
+    return Table('Leaderboard rows: the 17-scene LIVE subset (pyiqa format)', ['Metric name', header], rows, notes)
+
+
 def candidates_table(reports: list[CVReport]) -> Table:
     """Every candidate's pooled out-of-fold numbers and what the protocol made of them."""
     rows = []
@@ -137,7 +164,7 @@ def candidates_table(reports: list[CVReport]) -> Table:
                    'plain PLCC': summary.scene.plcc, 'criterion': criterion(summary)}
             row.update(_distortion_cells(summary))
             row.update({'admissible': 'yes' if c.admissible[recipe] else 'no',
-                        'gap to best, 2.5% bound': c.gap_low[recipe],
+                        'best\'s lower bound - criterion': c.gap_low[recipe],
                         'tied with best': 'yes' if c.tied[recipe] else 'no',
                         'role': ' '.join(w for w, on in (('best', recipe == c.best), ('CHOSEN', recipe == c.chosen)) if on)})
             rows.append(row)
@@ -145,8 +172,9 @@ def candidates_table(reports: list[CVReport]) -> Table:
     notes = [
         'Scene folds and distortion folds as in human_heads_cv (pooled out-of-fold, mean over seeds). criterion = '
         '(pooled SRCC + plain PLCC) / 2. admissible: no loss to label-free in pooled SRCC or plain PLCC, on the '
-        'scene folds or on any distortion fold. best: the admissible recipe of highest criterion. tied: the 95% '
-        'bootstrap-over-scenes interval of criterion(best) - criterion(recipe) (paired, same resamples) reaches 0. '
+        'scene folds, or beyond 0.01 on any distortion fold. best: the admissible recipe of highest criterion. '
+        'tied: its criterion lies within the 95% interval of the best\'s criterion (stratified bootstrap over '
+        'scenes; `lower bound - criterion` <= 0). '
         'CHOSEN: the most conservative admissible recipe tied with the best (fewer parts learning, then a stronger '
         'prior, then no linear term, then all pairs).',
         'Every candidate: full-batch Adam lr 0.05, 100 epochs, Bradley-Terry temperature 0.5 x the spread of the '
@@ -181,12 +209,9 @@ def curves_figure(reports: list[CVReport], path: Path) -> Path:
 
 
 def write_human_heads_tables(roots, metrics, cache, out: Path, say=print) -> list[tuple[str, Table]]:
-    """Run the protocol for every human-trained variant on the folders ``roots`` and return the tables
-    (``stem, table``); the curves figure is written under ``out/figures``. ``metrics``
-    (``name -> BenchMetric``): its ``lpips``, ``dists`` and ``vif`` become reference rows, scored
-    through the benchmark ``cache``, whose ``features`` folder also keeps the pooled features."""
-    from spips_pyiqa.benchmark.agreement import live_dev_scores, load_human_data
-    from spips_pyiqa.metrics.bapps_scores import to_distance
+    """Run the protocol for every human-trained variant on the folders ``roots`` and return the
+    tables of :func:`human_heads_tables`. The benchmark ``cache``'s ``features`` folder keeps the
+    pooled features."""
     from spips_pyiqa.recipes.human_heads import VARIANTS, reports
 
     missing = [r for r in roots if not (Path(r) / 'scores.csv').is_file()]
@@ -194,13 +219,26 @@ def write_human_heads_tables(roots, metrics, cache, out: Path, say=print) -> lis
         say(f'human-heads: skipped, no scores.csv in {", ".join(map(str, missing))}')
         return []
     variants = [v for v in VARIANTS if v in metrics] or list(VARIANTS)
-    features_cache = cache.root / 'features' if cache.root is not None else None
-    found, _ = reports(variants, roots, features_cache, say=say)
+    found, _ = reports(variants, roots, cache.root / 'features' if cache.root is not None else None, say=say)
+    return human_heads_tables(found, roots, metrics, cache, out, say)
+
+
+def human_heads_tables(found: list[CVReport], roots, metrics, cache, out: Path, say=print) -> list[tuple[str, Table]]:
+    """The tables (``stem, table``) of the reports ``found`` on the folders ``roots``; the curves
+    figure and the pyiqa-format rows are written into ``out``. ``metrics`` (``name -> BenchMetric``):
+    its ``lpips``, ``dists`` and ``vif`` become reference rows, scored through the benchmark ``cache``."""
+    from spips_pyiqa.benchmark.agreement import live_dev_scores, load_human_data
+    from spips_pyiqa.benchmark.leaderboard import write_leaderboard
+    from spips_pyiqa.metrics.bapps_scores import to_distance
+
     dataset = load_human_data(roots)
     baselines = {n: m for n, m in metrics.items() if n in ('lpips', 'dists', 'vif')}
     raw = live_dev_scores(baselines, dataset, cache)
     distances = {n: to_distance(raw[n], m.lower_better) for n, m in baselines.items()}
     scenes, distortions = [row.scene for row in dataset.rows], [row.distortion for row in dataset.rows]
     say(f'wrote {curves_figure(found, Path(out) / "figures" / "human_heads_curves.png")}')
-    return [('human_heads_cv', cv_table(found, distances, scenes, distortions)), ('human_heads_per_scene', per_scene_table(found, scenes)),
+    csv_path, _ = write_leaderboard(leaderboard_rows(found, distances), out, LEADERBOARD_STEM)
+    say(f'wrote {csv_path}')
+    return [('human_heads_cv', cv_table(found, distances, scenes, distortions)),
+            ('human_heads_per_scene', per_scene_table(found, scenes)),
             ('human_heads_candidates', candidates_table(found))]

@@ -118,7 +118,7 @@ class Recipe:
 UNTRAINED = Recipe()
 #: Prior strengths per kind of recipe: the every-head recipes move ~1,150 LPIPS weights fit on
 #: ~150k BAPPS judgments, so they get only strong priors.
-PRIORS = {'fusion': (1.0, 0.0), 'traditional': (1.0, 0.1), 'heads': (10.0, 1.0)}
+PRIORS = {'fusion': (1.0, 0.1, 0.01, 0.0), 'traditional': (1.0, 0.1), 'heads': (10.0, 1.0)}
 
 
 def candidate_recipes(groups: Sequence[str]) -> list[Recipe]:

@@ -11,10 +11,10 @@ them, as leaderboards measure (:mod:`spips_pyiqa.metrics.grouped_cv`):
   :data:`DISTORTION_MARGIN` (the gblur and wnoise folds hold 12-15 images of 3 scenes: 0.01 is
   about one swapped pair there);
 * :func:`choose`: the admissible recipe with the best criterion (mean of pooled SRCC and plain
-  PLCC) is the *best*; then a bootstrap over scenes (stratified by each scene's set of distortion
-  types: :func:`scene_strata`) of the paired difference best - other decides
-  which recipes are indistinguishable from it (its ``level`` interval reaches 0), and among those
-  the most conservative one (:attr:`Recipe.conservative_rank
+  PLCC) is the *best*; a bootstrap over scenes (stratified by each scene's set of distortion
+  types: :func:`scene_strata`) gives the ``level`` interval of the best's criterion, and every
+  recipe whose criterion lies within it (at or above its lower end) counts as tied with the best;
+  among those the most conservative one (:attr:`Recipe.conservative_rank
   <spips_pyiqa.recipes.human_heads.Recipe.conservative_rank>`: fewer parts learning, stronger
   prior) is chosen. Label-free is the most conservative of all;
 * :func:`ship_decision`: the chosen heads become a variant's default only where the *nested*
@@ -110,8 +110,8 @@ class Choice:
         chosen: the recipe chosen; best: the admissible recipe of highest criterion.
         summaries: per candidate, its :class:`Summary` (candidate order).
         admissible: per candidate, :func:`admissible`.
-        tied: per candidate, whether the bootstrap cannot tell it from ``best``.
-        gap_low: per candidate, the lower end of the interval of criterion(best) - criterion(it).
+        tied: per candidate, whether its criterion lies within the bootstrap interval of ``best``'s.
+        gap_low: per candidate, the lower end of that interval minus its criterion (<= 0: tied).
     """
 
     chosen: Any
@@ -149,8 +149,8 @@ def choose(evaluations: Sequence[Evaluation], badness: np.ndarray, scenes: Seque
     stacked = np.concatenate([e.scene for e in evaluations])
     values = bootstrap_correlations(stacked, badness, draws).mean(axis=2)  # (B, C*S): (SRCC + PLCC) / 2
     per_recipe = values.reshape(len(draws), len(recipes), seeds).mean(axis=2)
-    gap = per_recipe[:, [recipes.index(best)]] - per_recipe
-    gap_low = dict(zip(recipes, np.quantile(gap, (1 - level) / 2, axis=0).tolist()))
+    low = float(np.quantile(per_recipe[:, recipes.index(best)], (1 - level) / 2))
+    gap_low = {r: low - criterion(summaries[r]) for r in recipes}
     tied = {r: r == best or gap_low[r] <= 0 for r in recipes}
     chosen = min((r for r in recipes if allowed[r] and tied[r]), key=lambda r: (r.conservative_rank, recipes.index(r)))
     return Choice(chosen, best, summaries, allowed, tied, gap_low)
