@@ -49,6 +49,15 @@ def _pooled_cells(p: Pooled, intervals: tuple[str, str] | None = None) -> dict:
     return cells
 
 
+def _stratum_cells(prediction: np.ndarray, badness: np.ndarray, strata: np.ndarray) -> dict:
+    """Pooled SRCC and plain PLCC within each kind of scene (its set of distortion types)."""
+    cells = {}
+    for stratum in sorted(set(strata)):
+        p = pooled(prediction[strata == stratum], badness[strata == stratum])
+        cells.update({f'{stratum} scenes SRCC': p.srcc, f'{stratum} scenes plain PLCC': p.plcc})
+    return cells
+
+
 def _distortion_cells(summary: Summary) -> dict:
     return {f'{kind} {name}': getattr(p, attr) for kind, p in summary.distortion.items()
             for name, attr in (('SRCC', 'srcc'), ('plain PLCC', 'plcc'))}
@@ -63,7 +72,9 @@ def _notes(reports: list[CVReport], protocol: Protocol) -> list[str]:
         f'{list(protocol.seeds)}; the out-of-fold predictions of all folds are scored as one data set, as a '
         'leaderboard scores a metric: pooled SRCC, **plain PLCC = pyiqa\'s calculate_plcc, no fit**, PLCC after '
         'the VQEG logistic fit, KRCC (mean over seeds). Distortion folds: train without one distortion type, test '
-        'on its images (`gblur SRCC` = heads that never saw blur, on the blurred images).',
+        'on its images (`gblur SRCC` = heads that never saw blur, on the blurred images). `gblur+jpeg+wnoise scenes` '
+        '/ `jpeg scenes`: the same pooled numbers within the 3 multi-distortion scenes (39 images) / the 14 JPEG-only '
+        'scenes (82 images).',
         '`chosen` rows are optimistic: the recipe was chosen on these same folds among the candidates (table '
         'human_heads_candidates). `NESTED` rows are the honest estimate of the whole procedure: grouped '
         f'{protocol.folds}-fold by scene (seed {protocol.nested_seed}); for each outer fold the recipe is chosen '
@@ -84,18 +95,21 @@ def cv_table(reports: list[CVReport], baselines: dict[str, np.ndarray], scenes, 
     """The cross-validation table; ``baselines``: per-image distances of reference metrics;
     ``scenes``, ``distortions``: per image (the bootstrap's clusters and strata)."""
     rows = []
+    strata = np.array(scene_strata(scenes, distortions))
     if reports:
         badness = reports[0].badness
-        draws = scene_bootstrap(scenes, range(len(badness)), protocol.samples, 0, scene_strata(scenes, distortions))
+        draws = scene_bootstrap(scenes, range(len(badness)), protocol.samples, 0, list(strata))
         kinds = sorted(set(reports[0].choice.summaries[UNTRAINED].distortion))
         for name, distance in baselines.items():
             row = {'metric': name, 'heads / recipe': 'pyiqa, no training'}
             row.update(_pooled_cells(pooled(distance, badness), _interval(distance, badness, draws)))
+            row.update(_stratum_cells(distance, badness, strata))
             rows.append(row)
     for report in reports:
         lf, chosen = report.choice.summaries[UNTRAINED], report.choice.summaries[report.recipe]
         row = {'metric': report.variant, 'heads / recipe': f'label-free (v0.1)'}
         row.update(_pooled_cells(report.label_free_pooled, _interval(report.label_free_scores, report.badness, draws)))
+        row.update(_stratum_cells(report.label_free_scores, report.badness, strata))
         row.update(_distortion_cells(lf))
         rows.append(row)
         if report.recipe != UNTRAINED:
@@ -106,11 +120,14 @@ def cv_table(reports: list[CVReport], baselines: dict[str, np.ndarray], scenes, 
         choices = '; '.join(f'{k}: {r.name}' for k, r in report.nested_choices.items())
         row = {'metric': report.variant, 'heads / recipe': f'NESTED (honest; choices per outer fold: {choices})'}
         row.update(_pooled_cells(report.nested_pooled, _interval(report.nested, report.badness, draws)))
+        row.update(_stratum_cells(report.nested, report.badness, strata))
         row['ships'] = report.decision[1]
         rows.append(row)
     kinds = sorted({k for r in reports for k in r.choice.summaries[UNTRAINED].distortion})
     columns = ['metric', 'heads / recipe', 'pooled SRCC', 'SRCC 95% interval', 'plain PLCC', 'plain PLCC 95% interval',
-               'fitted PLCC', 'KRCC', *[f'{k} {s}' for k in kinds for s in ('SRCC', 'plain PLCC')], 'ships']
+               'fitted PLCC', 'KRCC',
+               *[f'{k} scenes {s}' for k in sorted(set(strata)) for s in ('SRCC', 'plain PLCC')],
+               *[f'{k} {s}' for k in kinds for s in ('SRCC', 'plain PLCC')], 'ships']
     return Table(f'Human-trained heads: cross-validation on {DATA}', columns, rows, _notes(reports, protocol))
 
 
