@@ -9,16 +9,42 @@ Three routes lead here, all idempotent:
   imported, since ``create_metric`` reads that table before any registry.
 
 Python's module cache makes each ``import`` below run its ``@REGISTRY.register()`` decorators once.
+
+With the architecture comes the file reader of SPIPS metrics: pyiqa's ``InferenceModel`` reads
+paths with its own 8-bit reader before the network sees them, so a torch module-registration hook
+(torch's public API) waits for an ``InferenceModel`` to receive a SPIPS network as ``net`` and
+gives that instance :mod:`spips_pyiqa.data.pyiqa_inputs`'s reader. Other metrics and pyiqa's
+classes are untouched.
 """
 
+import torch
 from pyiqa.default_model_configs import DEFAULT_CONFIGS
 
 from spips_pyiqa.metric_configs import add_metric_configs
 
+_FILE_READER_HOOK = []  # the handle of the module-registration hook, once installed
+
 
 def register_archs() -> None:
-    """Register the ``SPIPS`` architecture in pyiqa's ``ARCH_REGISTRY``."""
+    """Register the ``SPIPS`` architecture in pyiqa's ``ARCH_REGISTRY`` and its file reader."""
     import spips_pyiqa.archs  # noqa: F401  (registers on import)
+
+    if not _FILE_READER_HOOK:
+        _FILE_READER_HOOK.append(torch.nn.modules.module.register_module_module_registration_hook(
+            _read_files_of_spips_metrics))
+
+
+def _read_files_of_spips_metrics(module: torch.nn.Module, name: str, submodule: torch.nn.Module) -> None:
+    """Module-registration hook: an ``InferenceModel`` given a SPIPS ``net`` reads files with ``load_image``."""
+    if name != 'net':  # called for every submodule anywhere in the process: be quick
+        return
+    from pyiqa.models.inference_model import InferenceModel
+
+    from spips_pyiqa.archs.spips_arch import SPIPS
+    from spips_pyiqa.data.pyiqa_inputs import read_inputs_with_load_image
+
+    if isinstance(submodule, SPIPS) and isinstance(module, InferenceModel):
+        read_inputs_with_load_image(module)
 
 
 def register_training() -> None:

@@ -15,8 +15,9 @@ ALLOWED = {
     'data': {'utils'},
     'models': {'archs', 'losses', 'metrics', 'data', 'utils'},
     'recipes': {'archs', 'data', 'metrics', 'models', 'losses', 'utils'},
-    'cli': {'archs', 'data', 'metrics', 'models', 'losses', 'utils', 'recipes'},
-    'benchmark': {'archs', 'data', 'metrics', 'models', 'losses', 'utils', 'recipes', 'cli'},
+    'evaluation': {'archs', 'data', 'metrics', 'models', 'losses', 'utils', 'recipes'},
+    'cli': {'archs', 'data', 'metrics', 'models', 'losses', 'utils', 'recipes', 'evaluation'},
+    'benchmark': {'archs', 'data', 'metrics', 'models', 'losses', 'utils', 'recipes', 'cli', 'evaluation'},
 }
 
 

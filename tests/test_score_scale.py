@@ -1,8 +1,7 @@
 """``python -m spips_pyiqa score`` at scale: batches of same-size pairs, ``--out`` CSV written through
 a durable journal and resumed without rescoring, and sharding under a 2-process ``torchrun`` that
-prints and writes exactly what one process does."""
+prints and writes exactly what one process does, resumes the same way and rescores changed inputs."""
 
-import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,8 @@ from PIL import Image
 from spips_pyiqa.cli.score import cli
 from spips_pyiqa.data.distortions import distort, photo
 from spips_pyiqa.data.image_io import load_image
-from spips_pyiqa.utils.journal import CsvJournal
+from spips_pyiqa.evaluation.scores_file import read_scores, scores_journal
+from test_score_resume import _regenerate
 from torchrun import launch_env, torchrun
 
 PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket')
@@ -94,7 +94,7 @@ def test_out_resumes_an_interrupted_run_without_rescoring(counting, metric, tmp_
     assert last.startswith('error: cannot read image') and 'img04.png' in last
     assert len(first.out.strip().splitlines()) == 4  # the pairs before the unreadable one
     assert not out.exists()  # no complete file yet; the journal keeps what was scored
-    journal = CsvJournal(out, ['name', 'score', 'metric', 'target', 'ref'])
+    journal = scores_journal(out, {})
     assert [row['name'] for row in journal.read()] == [f'img{i:02d}.png' for i in (0, 1, 2, 3, 5)]
     with journal.partial.open('a') as handle:  # a row torn by the interruption
         handle.write('img05.png,0.1')
@@ -110,36 +110,21 @@ def test_out_resumes_an_interrupted_run_without_rescoring(counting, metric, tmp_
     for name, value in expected.items():
         assert lines[name] == pytest.approx(value, abs=1e-5)
     assert not journal.partial.exists()
-    with out.open() as handle:
-        rows = list(csv.DictReader(handle))
-    assert [row['name'] for row in rows] == sorted(expected)
+    rows = read_scores(out)
+    assert [row.name for row in rows] == sorted(expected)
     for row in rows:
-        assert float(row['score']) == pytest.approx(expected[row['name']], abs=1e-6)
-        assert row['metric'] == 'spips' and Path(row['target']) == (target / row['name']).resolve()
+        assert row.values['spips'] == pytest.approx(expected[row.name], abs=1e-6)
+        assert Path(row.target) == (target / row.name).resolve()
 
     counting.pairs = 0
     assert cli(argv) == 0  # complete: nothing left to score, the same lines again
     assert counting.pairs == 0 and capsys.readouterr().out == second.out
 
 
-def test_out_of_another_metric_or_folder_is_refused(counting, tmp_path, capsys):
-    target, ref = _folders(tmp_path, 2)
-    out = tmp_path / 'scores.csv'
-    assert cli([str(target), str(ref), '--out', str(out), '--metric', 'spips-vgg']) == 0
-    capsys.readouterr()
-    assert cli([str(target), str(ref), '--out', str(out)]) == 1
-    assert 'holds spips-vgg scores, not spips' in capsys.readouterr().err
-    other = tmp_path / 'other.csv'
-    other.write_text('a,b\n1,2\n')
-    assert cli([str(target), str(ref), '--out', str(other)]) == 1
-    err = capsys.readouterr().err
-    assert err.count('\n') == 1 and 'is not a results file of this command' in err
-
-
 @pytest.mark.slow
 def test_score_distributed_two_processes_print_and_write_what_one_does(tmp_path):
     target, ref = _folders(tmp_path, 9)
-    common = [str(target), str(ref), '--batch-size', '2', '--map', str(tmp_path / 'maps')]
+    common = [str(target), str(ref), '--metric', 'spips,psnr', '--batch-size', '2', '--map', str(tmp_path / 'maps')]
     one = subprocess.run([sys.executable, '-m', 'spips_pyiqa', 'score', *common, '--out', 'one.csv'],
                          cwd=tmp_path, env=launch_env(), capture_output=True, text=True, timeout=240, check=False)
     assert one.returncode == 0, one.stderr[-2000:]
@@ -149,9 +134,23 @@ def test_score_distributed_two_processes_print_and_write_what_one_does(tmp_path)
     two = torchrun(2, ['-m', 'spips_pyiqa', 'score', *common, '--out', 'two.csv'], tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout == one.stdout  # same lines, same order, printed once (rank 0)
-    assert len(two.stdout.strip().splitlines()) == 10
+    assert len(two.stdout.strip().splitlines()) == 11  # header, 9 pairs, mean
     assert (tmp_path / 'two.csv').read_bytes() == (tmp_path / 'one.csv').read_bytes()
     assert {p.name: p.read_bytes() for p in (tmp_path / 'maps').iterdir()} == maps_one
+
+    _regenerate(target / 'img03.png', 3)  # resumed under torchrun: the changed pair alone is rescored
+    again = torchrun(2, ['-m', 'spips_pyiqa', 'score', *common, '--out', 'two.csv'], tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert '1 of 9 rescored: inputs changed' in again.stderr
+    fresh = subprocess.run([sys.executable, '-m', 'spips_pyiqa', 'score', *common[:6], '--out', 'fresh.csv'],
+                           cwd=tmp_path, env=launch_env(), capture_output=True, text=True, timeout=240, check=False)
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    assert [line.split('\t')[0] for line in again.stdout.splitlines()] == [
+        line.split('\t')[0] for line in fresh.stdout.splitlines()]
+    for resumed, anew in zip(read_scores(tmp_path / 'two.csv'), read_scores(tmp_path / 'fresh.csv'), strict=True):
+        assert resumed.stamp == anew.stamp and resumed.values.keys() == anew.values.keys()
+        for metric, value in anew.values.items():  # fresh: without maps, SPIPS's map-free path (to 1e-8)
+            assert resumed.values[metric] == pytest.approx(value, abs=1e-6), (resumed.name, metric)
 
 
 @pytest.mark.parametrize('n_chunks', [0, 1, 5, 6])

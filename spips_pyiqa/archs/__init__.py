@@ -6,6 +6,8 @@
   (banded or tiled matrix products, chosen per device and size; exact adjoint for gradients);
 - ``resize``: bilinear resizing of the coarse MS-SSIM maps by cached matrices (CPU, small maps),
   and the weights that give a resized map's mean without resizing;
+- ``constant_cache``: the caches of those matrices and of the luma weights (keyed on sizes, dtypes,
+  devices, never on tensor values; bypassed while ``torch.compile`` traces);
 - ``deep_features``: squared differences of channel-normalised CNN features (eqs. 4-6);
 - ``groups``: the traditional / perceptual / semantic split and its channels (eqs. 7-8);
 - ``quality_heads``: the learned 1x1 heads and the simplex fusion (eqs. 9-12);

@@ -21,16 +21,20 @@ References:
     CVPR 2018 (LPIPS).
 """
 
-from typing import List, Tuple
+import threading
+from typing import Dict, List, Tuple
+from unittest import mock
 
 import torch
+import torchvision
 from torch import nn
+from pyiqa.archs import lpips_arch
 from pyiqa.archs.lpips_arch import ScalingLayer, alexnet, squeezenet, vgg16
 
 from spips_pyiqa.utils.weights import (
-    FETCH_COMMAND,
     MissingWeightsError,
-    require_backbone_weights,
+    backbone_features,
+    require_squeezenet_weights,
     torchvision_checkpoint_path,
 )
 
@@ -40,8 +44,11 @@ BACKBONES = {
     'vgg': (vgg16, (64, 128, 256, 512, 512)),
     'squeeze': (squeezenet, (64, 128, 256, 384, 384, 512, 512)),
 }
+#: torchvision builder that pyiqa's backbone class calls with ``weights='IMAGENET1K_V1'``.
+TORCHVISION_BUILDERS = {'alex': 'alexnet', 'vgg': 'vgg16'}
 #: Number of deepest layers forming the semantic group (eq. 8); the rest are perceptual (eq. 7).
 SEMANTIC_LAYERS = 2
+_SUBSTITUTION_LOCK = threading.Lock()
 
 
 def normalize_channels(features: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
@@ -61,11 +68,48 @@ def backbone_channels(net: str) -> Tuple[int, ...]:
     return BACKBONES[net][1]
 
 
+class _TorchvisionWithOurFeatures:
+    """Stands in for ``torchvision.models`` inside pyiqa's ``lpips_arch`` while one backbone is built.
+
+    pyiqa's AlexNet/VGG16 classes call ``models.alexnet(weights='IMAGENET1K_V1')`` (torchvision's
+    cache file, or a download) and keep its ``.features``. The stand-in returns torchvision's
+    model with the classifier on the meta device (never allocated) and ``features`` holding
+    ``state_dict``, the same ImageNet tensors (checked by sha256 in ``spips_pyiqa.utils.weights``).
+    Every other name is torchvision's, so a pyiqa LPIPS that another thread builds meanwhile gets
+    torchvision's numbers too.
+    """
+
+    def __init__(self, builder: str, state_dict: Dict[str, torch.Tensor]):
+        self._builder, self._state_dict = builder, state_dict
+
+    def __getattr__(self, name: str):
+        if name != self._builder:
+            return getattr(torchvision.models, name)
+        return self._build
+
+    def _build(self, weights: str) -> nn.Module:
+        if weights != 'IMAGENET1K_V1':
+            raise ValueError(f'SPIPS holds the IMAGENET1K_V1 features only, pyiqa asked for {weights!r}')
+        with torch.device('meta'):
+            model = getattr(torchvision.models, self._builder)()
+        features = {key.removeprefix('features.'): value for key, value in self._state_dict.items()}
+        model.features.load_state_dict(features, strict=True, assign=True)
+        return model
+
+
 def _build_backbone(net: str, tune: bool) -> nn.Module:
-    """pyiqa's LPIPS backbone with ImageNet weights; one clear error where they are missing or bad."""
+    """pyiqa's LPIPS backbone with ImageNet weights; one clear error where they are missing or bad.
+
+    AlexNet/VGG16 take their weights from SPIPS's own file (fetched on first use): for the time
+    pyiqa's class is built, its module sees :class:`_TorchvisionWithOurFeatures` as
+    ``torchvision.models`` (nothing else in pyiqa or torchvision changes). SqueezeNet has no
+    offline source: torchvision downloads it.
+    """
     backbone_class = BACKBONES[net][0]
-    if net != 'squeeze':  # SqueezeNet has no offline source: let torchvision download it
-        require_backbone_weights(net)
+    if net in TORCHVISION_BUILDERS:
+        stand_in = _TorchvisionWithOurFeatures(TORCHVISION_BUILDERS[net], backbone_features(net))
+        with _SUBSTITUTION_LOCK, mock.patch.object(lpips_arch, 'models', stand_in):
+            return backbone_class(requires_grad=tune, pretrained=True)
     try:
         return backbone_class(requires_grad=tune, pretrained=True)
     except (OSError, RuntimeError) as error:  # failed download (URLError is OSError), bad file
@@ -73,11 +117,11 @@ def _build_backbone(net: str, tune: bool) -> nn.Module:
         path = torchvision_checkpoint_path(net)
         if path.is_file():
             raise MissingWeightsError(
-                f'{path} is unreadable or not the {net} ImageNet weights ({cause}); '
-                f'run `{FETCH_COMMAND}` to replace it'
+                f'{path} is unreadable or not the {net} ImageNet weights ({cause}); delete it so that '
+                'torchvision downloads it again'
             ) from None
         try:
-            require_backbone_weights(net)
+            require_squeezenet_weights()
         except MissingWeightsError as missing:
             raise MissingWeightsError(f'{missing} ({cause})') from None
         raise

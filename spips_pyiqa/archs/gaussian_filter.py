@@ -16,17 +16,20 @@ equal to float32 rounding, and picks one per device and size (:func:`filter_meth
   passes gather contiguous rows and one final permutation restores the layout;
 - ``'conv'``: two grouped 1-D convolutions after replicate padding (above 2048 px off CPU).
 
-Matrices and gather indices are cached per (size, kernel, device, dtype). Gradients come from
-autograd (a gather's adjoint is a scatter-add, a product's a product), so they are exact too.
+Matrices and gather indices are cached per (size, kernel, device, dtype)
+(:func:`~spips_pyiqa.archs.constant_cache.cached_for_kernel`; under ``torch.compile`` the graph
+builds them). Gradients come from autograd (a gather's adjoint is a scatter-add, a product's a
+product), so they are exact too.
 
 Shape conventions: images :math:`(N, C, H, W)`, kernels :math:`(k,)` with ``k`` odd.
 """
 
-from collections import OrderedDict
 from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
+
+from spips_pyiqa.archs.constant_cache import cached_for_kernel
 
 #: Outputs per block of the tiled method (measured: 32 is the best compromise from 128 to 1024 px;
 #: 16 is 3x slower at 1024 px, 64 slower everywhere).
@@ -35,31 +38,6 @@ BLOCK = 32
 TILED_MIN_SIZE = 96
 #: Off CPU, up to this image side filtering is two banded products, above it convolutions.
 BANDED_MAX_SIZE = 2048
-#: Most (matrix, index) entries kept in the cache (a few per image size and MS-SSIM scale).
-CACHE_SIZE = 64
-
-_CACHE: 'OrderedDict[tuple, tuple]' = OrderedDict()
-
-
-def _cached(kind: str, kernel: torch.Tensor, size: int, like: torch.Tensor, build: Callable):
-    """``build()`` once per (kind, kernel, size, device, dtype); LRU of :data:`CACHE_SIZE` entries.
-
-    The key holds the kernel's identity and version; the entry keeps a reference to the kernel, so
-    its ``id`` cannot be reused by another tensor while the entry lives, and in-place changes to it
-    (a new version) miss the cache. No device synchronisation is needed to look an entry up.
-    """
-    key = (kind, id(kernel), kernel._version, size, like.device, like.dtype)
-    entry = _CACHE.get(key)
-    if entry is not None and entry[0] is kernel:
-        _CACHE.move_to_end(key)
-        return entry[1]
-    value = build()
-    _CACHE[key] = (kernel, value)
-    while len(_CACHE) > CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return value
-
-
 def banded_filter_matrix(size: int, kernel: torch.Tensor) -> torch.Tensor:
     r"""Matrix ``B`` with ``B @ v`` = ``v`` filtered by ``kernel`` under replicate padding.
 
@@ -123,7 +101,7 @@ def filter_method(size: int, device: torch.device) -> str:
 def _per_axis(build: Callable, x: torch.Tensor, kernel: torch.Tensor) -> tuple:
     """``build(size, kernel)`` for the height and the width of ``x``, cached."""
     return tuple(
-        _cached(build.__name__, kernel, size, x, lambda size=size: build(size, kernel.to(x)))
+        cached_for_kernel(build.__name__, kernel, size, x, lambda size=size: build(size, kernel.to(x)))
         for size in x.shape[-2:]
     )
 

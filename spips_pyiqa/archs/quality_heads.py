@@ -19,15 +19,32 @@ The convolutions have no bias, so identical images score exactly 0; with non-neg
 (kept so during training by :meth:`GroupHead.clamp_weights`, like LPIPS) the score is monotone in
 every distance map.
 
+Which weights are negative or 0 decides how ``SPIPS`` may compute the traditional group (from the
+maps' means, skipping maps that weigh 0). Each head reads that from the device when its weights
+change, not per call (:meth:`GroupHead.weight_signs`), so the forward pass has no host read and
+``torch.compile`` traces it as one graph.
+
 References:
     Lao & Yu, "SPIPS: Scene Perceived Image Perceptual Score", 2025, eqs. (9)-(12).
 """
 
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+class WeightSigns(NamedTuple):
+    """What a head's weights allow, read from the device once per change of the weights."""
+
+    nonnegative: bool  #: every weight >= 0: for maps >= 0, mean(ReLU(w . D)) = ReLU(w . mean(D))
+    nonzero: Tuple[Tuple[bool, ...], ...]  #: per map of the group, per channel: its weight is not 0
+
+
+def _refresh_after_load(head: 'GroupHead', incompatible_keys) -> None:
+    """``load_state_dict`` post-hook: every load route (SPIPS, its heads, one head) re-reads the signs."""
+    head.refresh_weight_signs()
 
 
 class GroupHead(nn.Module):
@@ -40,6 +57,8 @@ class GroupHead(nn.Module):
     def __init__(self, channels: Sequence[int]):
         super().__init__()
         self.convs = nn.ModuleList(nn.Conv2d(c, 1, kernel_size=1, bias=False) for c in channels)
+        self.register_load_state_dict_post_hook(_refresh_after_load)
+        self.refresh_weight_signs()
 
     def forward(self, maps: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         r"""Group distance and the per-map quality maps.
@@ -58,9 +77,48 @@ class GroupHead(nn.Module):
 
     @torch.no_grad()
     def clamp_weights(self) -> None:
-        """Project the weights onto the non-negative orthant (after each optimiser step)."""
+        """Project the weights onto the non-negative orthant (after each optimiser step), then
+        re-read their signs (:meth:`refresh_weight_signs`), so the next forward pass reads none."""
         for conv in self.convs:
             conv.weight.clamp_(min=0)
+        self.refresh_weight_signs()
+
+    @torch.no_grad()
+    def refresh_weight_signs(self) -> None:
+        """Read which weights are negative or 0 (one host read), for :meth:`weight_signs`.
+
+        Called on construction, after :meth:`clamp_weights`, :meth:`QualityHeads.reset` and every
+        ``load_state_dict``; call it after writing weights through ``.data`` (which bypasses the
+        version counter that :meth:`weight_signs` watches).
+        """
+        weights = [conv.weight for conv in self.convs]
+        if any(w.is_meta for w in weights):  # no values: assume every weight weighs, some negative
+            self._signs = WeightSigns(False, tuple((True,) * w.numel() for w in weights))
+        else:
+            values = torch.cat([w.detach().flatten() for w in weights]).tolist()  # the one read
+            each = iter(values)
+            nonzero = tuple(tuple(next(each) != 0 for _ in range(w.numel())) for w in weights)
+            self._signs = WeightSigns(min(values) >= 0, nonzero)
+        self._signs_of = tuple((w, w._version, w.data_ptr()) for w in weights)
+
+    def weight_signs(self) -> WeightSigns:
+        """Signs of the weights without a host read, as of the last :meth:`refresh_weight_signs`.
+
+        Eagerly, weights changed since then (an optimiser step, an in-place edit, a new
+        ``Parameter``: the tensor, its version counter or its storage differ) are re-read first,
+        once. Under ``torch.compile`` the stored signs are used as they are: dynamo guards on their
+        values, so a refresh that changes them recompiles (one that does not, e.g. a clamp after
+        each training step, keeps the graph); ``SPIPS`` checks inside the graph that they hold.
+        """
+        if not torch.compiler.is_compiling() and self._signs_stale():
+            self.refresh_weight_signs()
+        return self._signs
+
+    def _signs_stale(self) -> bool:
+        return any(
+            weight is not conv.weight or version != weight._version or pointer != weight.data_ptr()
+            for conv, (weight, version, pointer) in zip(self.convs, self._signs_of)
+        )
 
 
 class SimplexFusion(nn.Module):
@@ -110,6 +168,7 @@ class QualityHeads(nn.Module):
         for head in self.heads.values():
             for conv in head.convs:
                 conv.weight.fill_(1.0 / (len(head.convs) * conv.in_channels))
+            head.refresh_weight_signs()
         self.fusion.logits.zero_()
 
     def clamp_weights(self) -> None:

@@ -10,18 +10,19 @@ Both agree to float32 rounding.
 Shape conventions: :math:`(N, C, h, w) \to (N, C, H, W)`.
 """
 
-from functools import lru_cache
 from typing import Tuple
 
 import torch
 import torch.nn.functional as F
+
+from spips_pyiqa.archs.constant_cache import cached_constant
 
 #: On CPU, outputs up to this side are resized by matrix products (measured: 3x faster at 64 px,
 #: slower from 128 px on).
 MATRIX_MAX_SIZE = 96
 
 
-@lru_cache(maxsize=64)
+@cached_constant(maxsize=64)
 def bilinear_matrix(in_size: int, out_size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     r"""Weights of 1-D bilinear resizing (``align_corners=False``) as a matrix: PyTorch's own,
     read off by resizing the identity (row ``j`` of the identity, resized, is column ``j``).
@@ -48,7 +49,7 @@ def resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     return rows @ x @ cols.T
 
 
-@lru_cache(maxsize=64)
+@cached_constant(maxsize=64)
 def resize_mean_weights(in_size: int, out_size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     r"""Weights ``v`` such that ``v @ x`` is the mean of ``x`` resized along one axis to ``out_size``.
 

@@ -1,7 +1,8 @@
 r"""SPIPS: Scene Perceived Image Perceptual Score, as a pyiqa architecture.
 
 Reference:
-    Lao & Yu, "SPIPS: Scene Perceived Image Perceptual Score", 2025.
+    Z. Lao and H. Yu, "Scene Perceived Image Perceptual Score (SPIPS): combining global and local
+    perception for image quality assessment", arXiv:2504.17234, 2025.
 
 SPIPS is a full-reference distance (lower is better, 0 for identical images). It fuses three groups
 of per-pixel distance maps, each through its own learned 1x1 convolution + ReLU head:
@@ -30,7 +31,12 @@ from spips_pyiqa.archs.deep_features import DeepFeatureDistances
 from spips_pyiqa.archs.groups import GROUPS, group_channels
 from spips_pyiqa.archs.input_checks import check_image_pair
 from spips_pyiqa.archs.quality_heads import QualityHeads
-from spips_pyiqa.archs.traditional_maps import gaussian_kernel_1d, traditional_maps, traditional_means
+from spips_pyiqa.archs.traditional_maps import (
+    TRADITIONAL_CHANNELS,
+    gaussian_kernel_1d,
+    traditional_maps,
+    traditional_means,
+)
 from spips_pyiqa.metric_configs import default_heads_version, heads_file_name
 
 HEADS_DIR = Path(__file__).resolve().parent / 'pretrained'
@@ -41,6 +47,20 @@ def default_heads_path(net: str, groups: Sequence[str], version: Optional[str] =
     table's, :func:`~spips_pyiqa.metric_configs.default_heads_version`), e.g. ``spips_alex_v0.1.pth``."""
     version = default_heads_version(net, groups) if version is None else version
     return HEADS_DIR / heads_file_name(net, groups, version)
+
+
+def _assert_signs_hold(weight: torch.Tensor, needed: Sequence[bool]) -> None:
+    """Inside a compiled graph, which cannot re-read the signs: fail (``RuntimeError``; on CUDA a
+    device-side assert) unless the traditional weights are still >= 0, and 0 where a map is skipped.
+    No host read: the check runs on the device, as part of the graph."""
+    weight = weight.detach().flatten()
+    skipped = torch.tensor([not n for n in needed], device=weight.device)
+    holds = (weight >= 0) & ~(skipped & (weight != 0))
+    torch._assert_async(
+        holds.all(),
+        "SPIPS: the traditional head's weights changed inside torch.compile without a refresh; call "
+        "net.quality.heads['traditional'].refresh_weight_signs() after editing them through .data",
+    )
 
 
 @ARCH_REGISTRY.register()
@@ -100,6 +120,9 @@ class SPIPS(nn.Module):
         exactly 0 are then not computed (:meth:`traditional_channels_needed`). Training keeps the
         weights non-negative; a checkpoint with a negative weight gets the full maps.
 
+        The signs come from :meth:`GroupHead.weight_signs`, read when the weights change, not per
+        call: no host read of tensor values here, so ``torch.compile`` traces one graph.
+
         Shape:
             - target, ref: :math:`(N, C, H, W)`, already through ``check_image_pair``.
             - Output: ``{group: [(N, C_m, H_m, W_m), ...]}``, every value >= 0.
@@ -107,9 +130,8 @@ class SPIPS(nn.Module):
         perceptual, semantic = self.deep(target, ref)
         maps = {'perceptual': perceptual, 'semantic': semantic}
         if 'traditional' in self.groups:
-            weights = self._traditional_weights() if pooled else None  # one read from the device
-            if weights is not None and min(weights) >= 0:
-                needed = self._needed_channels(weights)
+            needed = self._pooled_channels() if pooled else None
+            if needed is not None:
                 maps['traditional'] = [traditional_means(target, ref, self.window, needed)[..., None, None]]
             else:
                 maps['traditional'] = [traditional_maps(target, ref, self.window)]
@@ -119,14 +141,20 @@ class SPIPS(nn.Module):
         """Which traditional maps the pooled score computes: in eval mode those whose head weight is
         non-zero (the others cannot change the score or its gradient to the images); ``None`` (all)
         in training, where every weight gets its gradient."""
-        return self._needed_channels(self._traditional_weights())
+        return None if self.training else list(self.quality.heads['traditional'].weight_signs().nonzero[0])
 
-    def _needed_channels(self, weights: List[float]) -> Optional[List[bool]]:
-        return None if self.training else [w != 0 for w in weights]
-
-    def _traditional_weights(self) -> List[float]:
-        """The traditional head's seven 1x1 weights."""
-        return self.quality.heads['traditional'].convs[0].weight.detach().flatten().tolist()
+    def _pooled_channels(self) -> Optional[Tuple[bool, ...]]:
+        """The traditional channels the score takes as means, or ``None``: full maps (a negative
+        weight, where the ReLU of eq. 11 may cut). Python values only: the mode, and the signs read
+        when the weights changed (under ``torch.compile`` checked inside the graph)."""
+        head = self.quality.heads['traditional']
+        signs = head.weight_signs()
+        if not signs.nonnegative:
+            return None
+        needed = (True,) * TRADITIONAL_CHANNELS if self.training else signs.nonzero[0]
+        if torch.compiler.is_compiling():
+            _assert_signs_hold(head.convs[0].weight, needed)
+        return needed
 
     def group_distances(self, target: torch.Tensor, ref: torch.Tensor) -> Dict[str, torch.Tensor]:
         r"""Each group's distance :math:`d_g` before fusion, eqs. (9)-(11).

@@ -31,13 +31,13 @@ References:
     Asilomar 2003 (5 scales, weights 0.0448, 0.2856, 0.3001, 0.2363, 0.1333).
 """
 
-from functools import lru_cache
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from spips_pyiqa.archs.constant_cache import cached_constant
 from spips_pyiqa.archs.gaussian_filter import gaussian_filter
 from spips_pyiqa.archs.resize import resize_bilinear, resize_mean_weights
 
@@ -71,7 +71,7 @@ LUMA_WEIGHTS = (65.481, 128.553, 24.966)
 LUMA_OFFSET = 16.0
 
 
-@lru_cache(maxsize=16)
+@cached_constant(maxsize=16)
 def _luma_weights(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     # float32 constants first, as pyiqa's rgb2ycbcr has them (also when computing in float64)
     return torch.tensor([LUMA_WEIGHTS], dtype=torch.float32).to(device=device, dtype=dtype)

@@ -20,6 +20,9 @@ Sections (all by default; ``--only`` picks some, comma-separated):
   See :mod:`spips_pyiqa.benchmark.scale`.
 * ``figures``: SPIPS quality maps of a few real pairs per variant, and score-vs-DMOS scatters. See
   :mod:`spips_pyiqa.benchmark.figures`.
+* ``typical``: each metric's median score for JPEG, blur and noise of two severities on the
+  scikit-image photographs, so users know what a value means. See
+  :mod:`spips_pyiqa.benchmark.typical_values`.
 * ``leaderboard``: with ``--pyiqa-datasets live csiq ... --data-root ./datasets``, rows in pyiqa's
   ``FR_benchmark_results.csv`` format for pyiqa's full-reference data sets (the only section run
   when ``--pyiqa-datasets`` is given without ``--only``; default metrics: the SPIPS variants,
@@ -28,7 +31,9 @@ Sections (all by default; ``--only`` picks some, comma-separated):
 Tables are written as CSV (raw values) and Markdown into ``--out``; ``RESULTS.md`` collects every
 table found there. Metric scores are cached per metric under ``--cache`` (default
 ``OUT/cache``), keyed by the metric's weights, code and data (:mod:`spips_pyiqa.benchmark.cache`), so
-a rerun after adding a metric scores only that metric.
+a rerun after adding a metric scores only that metric. Every metric runs in the private torch hub
+of :func:`spips_pyiqa.utils.weights.use_private_hub` (pyiqa's ``lpips`` and ``dists`` need
+torchvision-named backbone files, which are never written into the user's hub).
 """
 
 import argparse
@@ -44,9 +49,9 @@ import torch
 from spips_pyiqa.benchmark.tables import Table, write_table
 from spips_pyiqa.metric_configs import LABEL_FREE_SUFFIX, VARIANTS
 
-SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'scale')
+SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'typical', 'scale')
 #: Sections run when --only is not given (scale writes a 20,000-triplet set and runs torchrun: asked for by name).
-DEFAULT_SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard')
+DEFAULT_SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'typical')
 #: The SPIPS variants compared with the baselines: those with human-trained heads, each with its label-free twin.
 SPIPS_METRICS = tuple(n for n, v in VARIANTS.items() if v.human_trained)
 SPIPS_METRICS += tuple(n + LABEL_FREE_SUFFIX for n in SPIPS_METRICS)
@@ -55,7 +60,7 @@ DEFAULT_METRICS = SPIPS_METRICS + BASELINES
 #: Order of the Markdown files in RESULTS.md (then any others, alphabetically).
 RESULT_ORDER = (
     'agreement_live_dev', 'agreement_live_dev_per_distortion', 'human_heads_cv', 'human_heads_candidates',
-    'default_heads', 'agreement_bapps',
+    'default_heads', 'agreement_bapps', 'typical_values',
     'speed_cpu', 'speed_cpu_targets', 'memory_cpu', 'speed_spips_components', 'speed_spips_profile',
     'speed_cuda', 'speed_cuda_targets', 'memory_cuda', 'scale_training', 'scale_training_profile', 'scale_training_ops',
     'scale_scoring',
@@ -242,6 +247,12 @@ def run_speed(args, metrics) -> None:
         _write(profile_table(metrics['spips'].metric, 256, 8), args.out, 'speed_spips_profile')
 
 
+def run_typical(args, metrics) -> None:
+    from spips_pyiqa.benchmark.typical_values import typical_values_table
+
+    _write(typical_values_table({n: m.metric for n, m in metrics.items()}), args.out, 'typical_values')
+
+
 def run_scale(args) -> None:
     from spips_pyiqa.benchmark.scale import scale_tables
 
@@ -353,8 +364,14 @@ def cli(argv: list[str]) -> int:
     from spips_pyiqa.benchmark.cache import ScoreCache
     from spips_pyiqa.benchmark.leaderboard import LEADERBOARD_METRICS
     from spips_pyiqa.data.pyiqa_datasets import fr_dataset_names
+    from spips_pyiqa.utils.weights import FetchError, use_private_hub
 
     register()
+    try:  # pyiqa's lpips/dists need torchvision-named files: never in the user's torch hub
+        _say(f'weights: torch and pyiqa use the private hub {use_private_hub()}')
+    except FetchError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
     args.only = args.only or (['leaderboard'] if args.pyiqa_datasets else list(DEFAULT_SECTIONS))
     args.metrics = args.metrics or list(LEADERBOARD_METRICS if args.only == ['leaderboard'] else DEFAULT_METRICS)
     unknown = [n for n in args.metrics if n not in pyiqa.list_models(metric_mode='FR')]
@@ -385,6 +402,8 @@ def cli(argv: list[str]) -> int:
         run_figures(args, selected, cache)
     if 'leaderboard' in args.only:
         run_leaderboard(args, selected, cache)
+    if 'typical' in args.only:
+        run_typical(args, selected)
     if 'scale' in args.only:
         run_scale(args)
     _say(f'wrote {write_results_index(args.out)} ({time.perf_counter() - start:.0f} s)')

@@ -14,6 +14,12 @@ Loss: the same interleaved timing of one training step's metric work, ``metric.n
 and its backward to ``x`` (a fresh copy of the target that requires grad), as a loss built with
 ``create_metric(..., as_loss=True)`` does; rows ``NAME (loss)``, relative to ``lpips (loss)``.
 
+Compiled: rows ``NAME (compiled)`` (``spips`` and ``lpips``, :data:`COMPILED`) time the same pyiqa
+metric with its network through ``torch.compile`` (backend ``inductor``, static shapes: one graph
+per input shape; CPU needs a C++ compiler, CUDA triton), as a metric and as a loss. The first call
+of each (the compilation) is the warm-up, not timed; its duration is stated under the table.
+Compiled metrics have no memory rows.
+
 Memory on CPU: torch's allocations are invisible to ``tracemalloc``, so each (metric, size) runs in
 its own subprocess (``python -m spips_pyiqa.benchmark.speed --child``), which loads the metric and
 the inputs, notes its resident set (``VmRSS``), resets the kernel's high-water mark
@@ -28,6 +34,7 @@ rows measure a forward + backward step the same way.
 """
 
 import argparse
+import copy
 import json
 import os
 import resource
@@ -46,7 +53,10 @@ from spips_pyiqa.benchmark.tables import Table
 from spips_pyiqa.data.distortions import PHOTOS, distort, photo
 
 __all__ = [
+    'COMPILED',
     'SIZES',
+    'compiled_metric',
+    'compiler_missing',
     'component_times',
     'loss_step',
     'memory_child',
@@ -101,6 +111,31 @@ def _synchronize(device: torch.device) -> None:
 
 
 LOSS_SUFFIX = ' (loss)'
+#: Metrics that also get compiled rows, ``NAME (compiled)``.
+COMPILED = ('spips', 'lpips')
+COMPILED_SUFFIX = ' (compiled)'
+
+
+def compiler_missing(device: torch.device) -> str | None:
+    """Why inductor cannot compile for ``device`` here (no C++ compiler, no triton), or ``None``."""
+    try:
+        if device.type == 'cuda':
+            import triton  # noqa: F401
+        else:
+            from torch._inductor.cpp_builder import get_cpp_compiler
+
+            get_cpp_compiler()
+    except Exception as error:  # ImportError, inductor's InvalidCxxCompiler
+        return f'{type(error).__name__}: {str(error).splitlines()[0][:120]}' if str(error) else type(error).__name__
+    return None
+
+
+def compiled_metric(metric: torch.nn.Module, backend: str = 'inductor') -> torch.nn.Module:
+    """A copy of the pyiqa ``metric`` whose network is ``torch.compile(net, backend, dynamic=False)``
+    (the original stays eager); it compiles at its first call per input shape and grad mode."""
+    twin = copy.deepcopy(metric)
+    twin.net = torch.compile(twin.net, backend=backend, dynamic=False)
+    return twin
 
 
 def loss_step(metric, target: torch.Tensor, ref: torch.Tensor) -> Callable[[], None]:
@@ -118,19 +153,27 @@ def loss_step(metric, target: torch.Tensor, ref: torch.Tensor) -> Callable[[], N
 
 
 def time_interleaved(
-    calls: dict[str, Callable[[], object]], repeats: int, device: torch.device, desc: str = ''
+    calls: dict[str, Callable[[], object]],
+    repeats: int,
+    device: torch.device,
+    desc: str = '',
+    warmups: dict[str, float] | None = None,
 ) -> dict[str, object]:
     """Per name, the list of ``repeats`` wall times (s), or the error text if its warm-up failed.
 
     Every repetition calls every (working) function once, the order rotated by one each time.
+    ``warmups``, if given, receives each warm-up call's wall time (s).
     """
     results: dict[str, object] = {}
     working = []
     for name, call in calls.items():
         try:
+            start = time.perf_counter()
             with torch.no_grad():
                 call()
             _synchronize(device)
+            if warmups is not None:
+                warmups[name] = time.perf_counter() - start
             working.append(name)
             results[name] = []
         except Exception as error:  # a metric refusing the size (pyiqa's ms_ssim below ~176 px)
@@ -248,28 +291,35 @@ def speed_tables(
     memory: bool,
     environment: str,
     loss: bool = True,
+    compiled: Sequence[str] = COMPILED,
 ) -> tuple[list[Table], dict]:
     """Time (and memory) of every metric at every :data:`SIZES` setting on ``device``, as a metric
-    (no grad) and, with ``loss``, as a loss (forward + backward, rows ``NAME (loss)``).
+    (no grad) and, with ``loss``, as a loss (forward + backward, rows ``NAME (loss)``); the
+    ``compiled`` ones among them also through :func:`compiled_metric` (rows ``NAME (compiled)``),
+    where :func:`compiler_missing` finds a compiler.
 
-    Returns the tables and the raw measurements ``{(size, batch): {'times', 'ratios', 'memory'}}``,
-    loss measurements under the row names ``NAME (loss)``.
+    Returns the tables and the raw measurements ``{(size, batch): {'times', 'ratios', 'memory',
+    'warmups'}}``, loss measurements under the row names ``NAME (loss)``.
     """
     raw = {}
+    missing = compiler_missing(device) if any(name in metrics for name in compiled) else None
+    if missing is None:
+        metrics = {**metrics, **{name + COMPILED_SUFFIX: compiled_metric(metrics[name]) for name in compiled if name in metrics}}
     rows = list(metrics) + ([name + LOSS_SUFFIX for name in metrics] if loss else [])
     for size, batch in SIZES:
         target, ref = (x.to(device) for x in speed_inputs(size, batch))
         calls = {name: (lambda m=m, t=target, r=ref: m(t, r)) for name, m in metrics.items()}
-        times = time_interleaved(calls, repeats, device, desc=f'{device.type} {size}px')
+        warmups: dict[str, float] = {}
+        times = time_interleaved(calls, repeats, device, desc=f'{device.type} {size}px', warmups=warmups)
         ratios = _ratios(times, REFERENCE)
         if loss:
             steps = {name + LOSS_SUFFIX: loss_step(m, target, ref) for name, m in metrics.items()}
-            loss_times = time_interleaved(steps, repeats, device, desc=f'{device.type} {size}px loss')
+            loss_times = time_interleaved(steps, repeats, device, desc=f'{device.type} {size}px loss', warmups=warmups)
             times.update(loss_times)
             ratios.update(_ratios(loss_times, REFERENCE + LOSS_SUFFIX))
-        raw[(size, batch)] = {'times': times, 'ratios': ratios, 'memory': {}}
+        raw[(size, batch)] = {'times': times, 'ratios': ratios, 'memory': {}, 'warmups': warmups}
     if memory:
-        jobs = [(name, size, batch) for size, batch in SIZES for name in rows]
+        jobs = [(name, size, batch) for size, batch in SIZES for name in rows if COMPILED_SUFFIX not in name]
         for name, size, batch in tqdm(jobs, desc=f'memory {device.type}', file=sys.stderr):
             if isinstance(raw[(size, batch)]['times'][name], str):
                 continue
@@ -288,6 +338,7 @@ def speed_tables(
             'raises at that size.',
             '`NAME (loss)` rows: one forward + backward step to the target (`metric.net(x, ref).mean()'
             '.backward()`, what `create_metric(NAME, as_loss=True)` runs), relative to `lpips (loss)`.',
+            *_compiled_notes(raw, [name for name in rows if COMPILED_SUFFIX in name], missing, compiled),
         ],
         digits=2,
     )
@@ -300,7 +351,8 @@ def speed_tables(
             '(model and inputs loaded), in a fresh subprocess per (metric, size); `x lpips`: that '
             'peak divided by lpips\' (`lpips (loss)`\'s for loss rows); `process`: that subprocess\' '
             'peak RSS (Python + torch + model + inputs + call). `NAME (loss)` rows: one forward + '
-            'backward step. CUDA: `max_memory_allocated` minus memory allocated before the call.',
+            'backward step. CUDA: `max_memory_allocated` minus memory allocated before the call. '
+            'Compiled metrics are not measured (no rows).',
         ],
         digits=2,
     )
@@ -328,10 +380,26 @@ def speed_tables(
             elif mem:
                 memory_row[f'{label} inference'] = f'error: {mem["error"]}'
         time_table.rows.append(time_row)
-        memory_table.rows.append(memory_row)
+        if COMPILED_SUFFIX not in name:
+            memory_table.rows.append(memory_row)
     memory_table.notes.append(f'Method: {", ".join(sorted(methods)) or "not measured"}.')
     tables = [time_table] + ([memory_table] if memory else [])
     return tables, raw
+
+
+def _compiled_notes(raw: dict, names: Sequence[str], missing: str | None, compiled: Sequence[str]) -> list[str]:
+    """The note on the compiled rows: how they are made and what their first call (compilation) took."""
+    if missing is not None:
+        return [f'No `NAME (compiled)` rows: inductor has no compiler here ({missing}).']
+    if not names:
+        return []
+    spent = '; '.join(
+        f'{name} {size}px: {entry["warmups"][name]:.0f} s'
+        for (size, _), entry in raw.items() for name in names if name in entry['warmups']
+    )
+    return [f'`NAME (compiled)` rows ({", ".join(compiled)}): the same pyiqa metric with `torch.compile('
+            'metric.net, backend="inductor", dynamic=False)`; timed after the first call per shape, '
+            f'which compiles (first call, compilation included: {spent or "none succeeded"}).']
 
 
 #: Product targets of SPIPS relative to lpips (issue 11): forward time at every size, loss time at

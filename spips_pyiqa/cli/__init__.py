@@ -4,6 +4,6 @@
   evaluation of any pyiqa FR metric);
 - ``arguments``: argument parsing that returns argparse's exit code instead of raising.
 
-May import: everything below (``archs``, ``data``, ``metrics``, ``models``, ``losses``, ``utils``,
+May import: everything below (``archs``, ``data``, ``metrics``, ``models``, ``losses``, ``utils``, ``evaluation``,
 ``recipes``), never ``benchmark``.
 """

@@ -141,14 +141,71 @@ def load_image(path) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-def save_heat_map(quality_map: torch.Tensor, path, colormap: str = 'inferno') -> Path:
-    """Write a :math:`(1, 1, H, W)` (or :math:`(H, W)`) map as a colour PNG, max-normalised."""
+#: PNG text key under which :func:`save_heat_map` records how a map was made.
+HEAT_MAP_KEY = 'spips_pyiqa'
+_BAR_GAP, _BAR_WIDTH, _LABEL_PAD = 6, 12, 4
+
+
+def _to_colours(colormap: str, values: np.ndarray) -> np.ndarray:
+    """``values`` in [0, 1] through matplotlib's ``colormap`` as uint8 RGB."""
     from matplotlib import colormaps
 
-    values = quality_map.detach().squeeze().cpu().numpy()
-    values = values / values.max() if values.max() > 0 else values
-    rgb = (colormaps[colormap](values)[..., :3] * 255).round().astype(np.uint8)
+    return (colormaps[colormap](values)[..., :3] * 255).round().astype(np.uint8)
+
+
+def _colour_bar(height: int, colormap, low: float, high: float) -> Image.Image:
+    """A vertical colour bar for ``height`` pixels, ``high`` at the top, labelled with both ends."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    labels = (f'{high:.3g}', f'{low:.3g}')
+    probe = ImageDraw.Draw(Image.new('RGB', (1, 1)))
+    width = _BAR_GAP + _BAR_WIDTH + _LABEL_PAD + max(int(probe.textlength(t, font=font)) for t in labels) + 2
+    bar = Image.new('RGB', (width, height), 'white')
+    ramp = _to_colours(colormap, np.linspace(1.0, 0.0, height)[:, None].repeat(_BAR_WIDTH, 1))
+    bar.paste(Image.fromarray(ramp), (_BAR_GAP, 0))
+    draw = ImageDraw.Draw(bar)
+    left = _BAR_GAP + _BAR_WIDTH + _LABEL_PAD
+    draw.text((left, 0), labels[0], fill='black', font=font, anchor='la')
+    draw.text((left, height - 1), labels[1], fill='black', font=font, anchor='ld')
+    return bar
+
+
+def save_heat_map(quality_map: torch.Tensor, path, colormap: str = 'inferno',
+                  value_range: tuple[float, float] | None = None, colour_bar: bool = True,
+                  description: str | None = None) -> Path:
+    """Write a :math:`(1, 1, H, W)` (or :math:`(H, W)`) map as a colour PNG.
+
+    The map's pixels stay at 1:1 in the left ``W`` columns; ``colour_bar`` adds the scale to the
+    right, labelled with its ends. Colours span ``value_range`` (values outside are clipped; a
+    fixed range makes maps of several images comparable) or, by default, 0 to this map's maximum.
+    ``description`` is kept in the PNG's text chunk :data:`HEAT_MAP_KEY` (see :func:`heat_map_description`).
+    """
+    from PIL import PngImagePlugin
+
+    values = quality_map.detach().squeeze().cpu().numpy().astype(np.float64)
+    low, high = value_range if value_range is not None else (0.0, float(values.max()))
+    scaled = np.clip((values - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(values)
+    image = Image.fromarray(_to_colours(colormap, scaled))
+    if colour_bar:
+        bar = _colour_bar(image.height, colormap, low, high)
+        framed = Image.new('RGB', (image.width + bar.width, image.height), 'white')
+        framed.paste(image, (0, 0))
+        framed.paste(bar, (image.width, 0))
+        image = framed
+    info = PngImagePlugin.PngInfo()
+    if description is not None:
+        info.add_text(HEAT_MAP_KEY, description)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rgb).save(path)
+    image.save(path, pnginfo=info)
     return path
+
+
+def heat_map_description(path) -> str | None:
+    """The ``description`` :func:`save_heat_map` stored in ``path`` (``None``: absent or unreadable)."""
+    try:
+        with Image.open(path) as image:
+            return image.info.get(HEAT_MAP_KEY)  # text chunks before the pixels: no decoding
+    except (OSError, UnidentifiedImageError):
+        return None

@@ -33,7 +33,7 @@ from spips_pyiqa.archs.checkpoint import save_heads
 from spips_pyiqa.archs.deep_features import SEMANTIC_LAYERS
 from spips_pyiqa.data.distortions import DISTORTIONS, PHOTOS, distort, photo
 from spips_pyiqa.archs.quality_heads import QualityHeads
-from spips_pyiqa.archs.groups import group_channels
+from spips_pyiqa.archs.groups import GROUPS, group_channels
 from spips_pyiqa.archs.spips_arch import SPIPS, default_heads_path
 from spips_pyiqa.metric_configs import LABEL_FREE, VARIANTS as METRIC_VARIANTS
 from spips_pyiqa.archs.traditional_maps import MS_SSIM_WEIGHTS

