@@ -59,7 +59,8 @@ BASELINES = ('psnr', 'ssim', 'ms_ssim', 'vif', 'lpips', 'lpips-vgg', 'dists')
 DEFAULT_METRICS = SPIPS_METRICS + BASELINES
 #: Order of the Markdown files in RESULTS.md (then any others, alphabetically).
 RESULT_ORDER = (
-    'agreement_live_dev', 'agreement_live_dev_per_distortion', 'human_heads_cv', 'human_heads_candidates',
+    'agreement_live_dev', 'agreement_live_dev_per_distortion', 'human_heads_cv', 'human_heads_per_scene',
+    'human_heads_candidates', 'leaderboard_live_17_scenes',
     'default_heads', 'agreement_bapps', 'typical_values',
     'speed_cpu', 'speed_cpu_targets', 'memory_cpu', 'speed_spips_components', 'speed_spips_profile',
     'speed_cuda', 'speed_cuda_targets', 'memory_cuda', 'scale_training', 'scale_training_profile', 'scale_training_ops',
