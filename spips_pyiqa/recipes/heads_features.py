@@ -13,7 +13,7 @@ fed as 1x1 maps through the same :class:`~spips_pyiqa.archs.quality_heads.Qualit
 (:func:`scores`; equal to SPIPS on the full images, tested).
 
 :func:`cached_features` keeps the means on disk, keyed by everything they depend on: the backbone
-weights file, the source of ``spips_pyiqa/archs`` and of this module, every image and the list of
+weights (their tensors), the source of ``spips_pyiqa/archs`` and of this module, every image and the list of
 rows (names, scenes, distortion types; the labels are read afresh each time). A changed input is a new key; a stale file is never read.
 
 References:
@@ -35,7 +35,7 @@ from spips_pyiqa.archs.spips_arch import SPIPS
 from spips_pyiqa.data.image_io import load_image
 from spips_pyiqa.data.mos_prepare import MosRow
 from spips_pyiqa.metric_configs import GROUPS, LABEL_FREE
-from spips_pyiqa.utils.weights import file_sha256, torchvision_checkpoint_path
+from spips_pyiqa.utils.weights import backbone_features, features_sha256, file_sha256
 
 __all__ = ['Features', 'cached_features', 'features_key', 'pooled_features', 'scores']
 
@@ -111,7 +111,7 @@ def features_key(net: str, rows: Sequence[MosRow], root: Path) -> dict[str, str]
     listing = json.dumps([(r.dist, r.ref, r.scene, r.distortion) for r in rows]).encode()
     return {
         'net': net,
-        'backbone_sha256': file_sha256(torchvision_checkpoint_path(net)),
+        'backbone_sha256': features_sha256(backbone_features(net)),
         'code_sha256': hashlib.sha256(''.join(file_sha256(p) for p in code).encode()).hexdigest(),
         'data_sha256': digest.hexdigest(),
         'rows_sha256': hashlib.sha256(listing).hexdigest(),
