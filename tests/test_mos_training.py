@@ -16,7 +16,7 @@ import pyiqa
 from spips_pyiqa.archs.quality_heads import QualityHeads
 from spips_pyiqa.cli.prepare_mos import cli as prepare_mos
 from spips_pyiqa.data.distortions import distort, photo
-from spips_pyiqa.data.mos_fixture import make_fr_fixture
+from fixtures.mos_fixture import make_fr_fixture
 from spips_pyiqa.data.mos_prepare import MosDataError, check_scene_split, read_scores, write_mos_meta_info
 from spips_pyiqa.losses.mos_losses import HeadsPrior, PairwisePreferenceLoss, pairwise_preference_loss
 from spips_pyiqa.models.spips_mos_model import _check_split, label_sign
@@ -80,7 +80,7 @@ def test_prepare_mos_writes_pyiqa_meta_info_and_leave_one_scene_out_splits(tmp_p
 ], ids=['missing file', 'duplicate row', 'NaN score', 'empty score', 'non-numeric score', 'one scene'])
 def test_prepare_mos_refuses_bad_scores_with_one_line(tmp_path, capsys, rows, message):
     root = _folder(tmp_path, rows)
-    assert prepare_mos([str(root), '--out', str(tmp_path / 'meta')]) == 2
+    assert prepare_mos([str(root), '--out', str(tmp_path / 'meta')]) == 1
     err = capsys.readouterr().err
     assert message in err and err.count('\n') == 1 and 'Traceback' not in err
     assert not (tmp_path / 'meta').exists()

@@ -11,7 +11,7 @@ import yaml
 from pyiqa.archs import build_network
 
 import pyiqa
-from spips_pyiqa.data.bapps_fixture import make_bapps_fixture
+from spips_pyiqa.benchmark.synthetic_bapps import make_synthetic_bapps
 from spips_pyiqa.cli.prepare_bapps import cli as prepare_bapps
 from spips_pyiqa.models.spips_training import linear_decay_factor
 
@@ -58,7 +58,7 @@ LAUNCHERS = {
 @pytest.mark.parametrize('launcher', list(LAUNCHERS))
 def test_train_through_yaml_and_reload(tmp_path, launcher):
     command, root_dir = LAUNCHERS[launcher](tmp_path)
-    root = make_bapps_fixture(tmp_path / 'BAPPS')
+    root = make_synthetic_bapps(tmp_path / 'BAPPS')
     assert prepare_bapps([str(root)]) == 0
     options = _fixture_options(yaml.safe_load((REPO / 'options' / 'train_spips.yml').read_text()), root)
     option_file = tmp_path / 'train.yml'

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from spips_pyiqa.cli.prepare_bapps import cli as prepare_bapps
-from spips_pyiqa.data.bapps_fixture import make_bapps_fixture
+from spips_pyiqa.benchmark.synthetic_bapps import make_synthetic_bapps
 from test_training import REPO, _fixture_options
 from torchrun import launch_env, torchrun
 
@@ -61,7 +61,7 @@ def _written(cwd: Path, name: str) -> list[str]:
 
 @pytest.mark.slow
 def test_train_distributed_two_processes_equal_one_and_resume(tmp_path):
-    root = make_bapps_fixture(tmp_path / 'BAPPS', n_train=4, n_val=1, n_jnd=1)
+    root = make_synthetic_bapps(tmp_path / 'BAPPS', n_train=4, n_val=1, n_jnd=1)
     assert prepare_bapps([str(root)]) == 0
     one = _train(1, _options(root, tmp_path, 'one', GLOBAL_BATCH), tmp_path)
     two = _train(2, _options(root, tmp_path, 'two', GLOBAL_BATCH // 2), tmp_path)

@@ -2,7 +2,7 @@
 
 Two layouts load, both ``{'params': state_dict, ...}`` (pyiqa's ``save_network`` layout):
 
-- a *heads* checkpoint: exactly the state dict of :class:`~spips_pyiqa.heads.QualityHeads` (all
+- a *heads* checkpoint: exactly the state dict of :class:`~spips_pyiqa.archs.quality_heads.QualityHeads` (all
   that SPIPS learns with a frozen backbone) plus ``'meta'`` (backbone, groups, version,
   provenance), as shipped in ``spips_pyiqa/heads/``;
 - a *full* checkpoint as written by pyiqa's training loop: every key of the SPIPS network.
@@ -58,7 +58,7 @@ def read_checkpoint(path) -> dict[str, Any]:
             f'cannot read SPIPS checkpoint {path}: truncated, corrupted or not a torch file '
             f'({type(error).__name__}: {first_line})'
         ) from None
-    layout = "{'params': state_dict, 'meta': {...}} as written by spips_pyiqa.checkpoint.save_heads or pyiqa training"
+    layout = "{'params': state_dict, 'meta': {...}} as written by spips_pyiqa.archs.checkpoint.save_heads or pyiqa training"
     if not isinstance(checkpoint, Mapping):
         raise CheckpointError(f'{path} is not a SPIPS checkpoint (it holds a {type(checkpoint).__name__}): SPIPS reads {layout}')
     if 'params' in checkpoint and not isinstance(checkpoint['params'], Mapping):
@@ -185,7 +185,7 @@ def load_checkpoint(model: nn.Module, path, expected_meta: dict[str, Any]) -> di
 
 
 def save_heads(heads: nn.Module, path, meta: dict[str, Any] | None = None) -> Path:
-    """Save a :class:`~spips_pyiqa.heads.QualityHeads` state dict with ``meta`` (provenance)."""
+    """Save a :class:`~spips_pyiqa.archs.quality_heads.QualityHeads` state dict with ``meta`` (provenance)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in heads.state_dict().items()}

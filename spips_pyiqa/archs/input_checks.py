@@ -51,7 +51,7 @@ class InputRangeWarning(UserWarning):
 def _check_structure(name: str, image) -> None:
     """Type, rank, dtype, channels and size of one image: everything that needs no data."""
     if not torch.is_tensor(image):
-        hint = f' (read files with spips_pyiqa.image_io.load_image({name}))' if isinstance(image, str) else ''
+        hint = f' (read files with spips_pyiqa.load_image({name}))' if isinstance(image, str) else ''
         raise TypeError(f'{name} must be a torch.Tensor (N, C, H, W), got {type(image).__name__}{hint}')
     if image.dim() != 4:
         fix = f': add a batch dimension with {name}.unsqueeze(0)' if image.dim() == 3 else ''

@@ -3,8 +3,11 @@
 - ``run``: the command; ``agreement``: correlation with human judgments (LIVE, BAPPS);
   ``speed``: time and memory vs pyiqa's ``lpips``; ``figures``: quality maps and scatters;
   ``leaderboard``: rows in pyiqa's ``FR_benchmark_results.csv`` format for pyiqa's data sets;
-  ``scale``: training and scoring throughput, 1 vs 2 processes under torchrun;
+  ``human_heads_cv``: cross-validation tables of the human-trained heads; ``numerics``: memory and
+  perturbation checks; ``scale``: training and scoring throughput, 1 vs 2 processes under torchrun;
+  ``synthetic_bapps``: a BAPPS-layout set with simulated raters, to time training at scale;
   ``cache``: per-metric score cache; ``tables``: CSV / Markdown tables.
 
-May import: everything, ``cli`` included (BAPPS evaluation).
+May import: everything: archs, data, metrics, models, losses, utils, recipes, evaluation, cli (its
+argument helpers).
 """

@@ -1,29 +1,24 @@
-r"""Agreement of metrics with human judgments: LIVE (``live_dev``) correlations and BAPPS.
+r"""Agreement tables of metrics with human judgments: LIVE (``live_dev``) correlations and BAPPS.
 
-Every metric's scores are first made *distances* (higher = worse; higher-better metrics such as
-PSNR/SSIM/VIF are negated, :func:`~spips_pyiqa.metrics.bapps_scores.to_distance`), like DMOS, so a
-metric that agrees with people has **positive** correlations: the tables are *sign-corrected*, not
-absolute. The correlations themselves (SRCC, KRCC, PLCC after the VQEG logistic fit) are
-:func:`spips_pyiqa.metrics.correlation.correlations`.
+The evaluation itself is library code: :mod:`spips_pyiqa.evaluation.mos` (scores and sign-corrected
+correlations with DMOS: positive = agrees with people) and :mod:`spips_pyiqa.evaluation.bapps`
+(2AFC / JND per category); this module caches scores per metric and lays out the tables.
 """
 
 import re
 import shutil
-import sys
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from spips_pyiqa.metrics.bapps_scores import to_distance
-from spips_pyiqa.metrics.correlation import Correlations, correlations, srcc_interval
+from spips_pyiqa.evaluation.mos import agreement, pair_scores
+from spips_pyiqa.metrics.correlation import Correlations, srcc_interval
 from spips_pyiqa.benchmark.cache import ScoreCache, cache_key, files_sha256
 from spips_pyiqa.benchmark.tables import Table, read_table_rows, relative_path
-from spips_pyiqa.data.live_dev import REPO_ROOT, default_live_dev, read_human_data, read_live_dev
+from spips_pyiqa.data.live_dev import REPO_ROOT, read_human_data, read_live_dev
 
 __all__ = [
     'LiveDev',
@@ -34,8 +29,6 @@ __all__ = [
     'load_human_data',
     'load_live_dev',
 ]
-
-DISTORTION_ORDER = ('gblur', 'jpeg', 'wnoise')
 
 # --------------------------------------------------------------------------------------------
 # live_dev
@@ -112,15 +105,9 @@ def load_anchors(readme: Path) -> dict[str, float]:
 
 def live_dev_scores(metrics, dataset: LiveDev, cache: ScoreCache) -> dict[str, np.ndarray]:
     """Raw scores of every metric (``name -> BenchMetric``) on ``dataset``, through the cache."""
-    from spips_pyiqa.data.image_io import load_image
-
     def computer(metric):
         def compute(items):
-            scores = []
-            for item in tqdm(items, desc=f'{dataset.name} {metric.name}', file=sys.stderr, leave=False):
-                target, ref = (load_image(path) for path in dataset.pair(item))
-                scores.append(metric.score(target, ref))
-            return scores
+            return list(pair_scores(metric.score, [dataset.pair(item) for item in items], f'{dataset.name} {metric.name}'))
 
         return compute
 
@@ -156,14 +143,8 @@ def held_out_scores(metrics, dataset: LiveDev, scores: dict[str, np.ndarray]) ->
 
 def live_dev_correlations(scores, lower_better, dataset: LiveDev) -> dict[str, dict[str, Correlations]]:
     """Per metric, per subset (``'all'`` and each distortion type): :class:`Correlations`."""
-    kinds = [k for k in DISTORTION_ORDER if k in set(dataset.distortions)]
-    kinds += sorted(set(dataset.distortions) - set(kinds))
-    result = {}
-    for name, raw in scores.items():
-        distance = to_distance(raw, lower_better[name])
-        subsets = {'all': np.ones(len(raw), bool), **{k: dataset.distortions == k for k in kinds}}
-        result[name] = {s: correlations(distance[m], dataset.dmos[m]) for s, m in subsets.items()}
-    return result
+    return {name: agreement(raw, lower_better[name], dataset.dmos, groups=dataset.distortions)
+            for name, raw in scores.items()}
 
 
 def _plcc_cell(c: Correlations):
@@ -230,7 +211,7 @@ def live_dev_tables(metrics, dataset: LiveDev, corr, anchors: dict[str, float]) 
 
 
 # --------------------------------------------------------------------------------------------
-# BAPPS, through the evaluate command
+# BAPPS, through spips_pyiqa.evaluation.bapps
 # --------------------------------------------------------------------------------------------
 BAPPS_OPTIONS = REPO_ROOT / 'options' / 'test_spips.yml'
 
@@ -238,15 +219,13 @@ BAPPS_OPTIONS = REPO_ROOT / 'options' / 'test_spips.yml'
 def bapps_table(metrics, root: Path, cache: ScoreCache, out_dir: Path) -> Table:
     """2AFC and JND mAP per BAPPS val category for every metric, side by side.
 
-    Each metric is scored by ``spips_pyiqa.cli.evaluate`` (imported here, only when BAPPS is asked
-    for) with ``options/test_spips.yml``; its per-metric CSV/Markdown (with PLCC/SRCC/KRCC) is
+    Each metric is scored by :mod:`spips_pyiqa.evaluation.bapps` (imported here, only when BAPPS is
+    asked for) with ``options/test_spips.yml``; its per-metric CSV/Markdown (with PLCC/SRCC/KRCC) is
     cached by metric fingerprint and meta-info hash and copied to ``out_dir``.
     Raises ``RuntimeError`` with the reason when BAPPS cannot be scored.
     """
-    try:
-        from spips_pyiqa.cli import evaluate
-    except ImportError as error:
-        raise RuntimeError(f'spips_pyiqa.cli.evaluate is unavailable ({error})') from None
+    from spips_pyiqa.evaluation import bapps as evaluate
+
     root = Path(root)
     meta = evaluate.default_output_dir(root) / evaluate.META_INFO_NAME
     if not meta.is_file():
@@ -275,7 +254,7 @@ def bapps_table(metrics, root: Path, cache: ScoreCache, out_dir: Path) -> Table:
         notes=[
             f'Data: BAPPS at {relative_path(root)} (meta-info {relative_path(meta)}); items per column: '
             + ', '.join(f'{t} {c} n={n}' for t, c, n in cells) + '.',
-            'Scored by `python -m spips_pyiqa evaluate` (spips_pyiqa.cli.evaluate) with '
+            'Scored by `python -m spips_pyiqa evaluate` (spips_pyiqa.evaluation.bapps) with '
             '`options/test_spips.yml`; per-metric PLCC/SRCC/KRCC of the preference are in '
             '`bapps/bapps_<metric>.md`.',
         ],
@@ -343,7 +322,7 @@ def fusion_rule_table(metrics, dataset: LiveDev, cache: ScoreCache, make_metric)
             label = name if is_shipped else f'{name}[fusion={rule}]'
             scorer = shipped if is_shipped else candidate
             scores = live_dev_scores({label: scorer}, dataset, cache)[label]
-            c = correlations(to_distance(scores, shipped.lower_better), dataset.dmos)
+            c = agreement(scores, shipped.lower_better, dataset.dmos)['all']
             lambdas = heads.fusion.weights.tolist()
             table.rows.append({
                 'metric': name, 'fusion rule': rule,

@@ -48,8 +48,8 @@ from tqdm import tqdm
 from spips_pyiqa.benchmark.cache import ScoreCache, cache_key, files_sha256
 from spips_pyiqa.benchmark.tables import Table, markdown, relative_path
 from spips_pyiqa.data.pyiqa_datasets import fr_dataset_options, missing_paths, score_is_badness
-from spips_pyiqa.metrics.bapps_scores import to_distance
-from spips_pyiqa.metrics.correlation import Correlations, correlations
+from spips_pyiqa.evaluation.mos import agreement
+from spips_pyiqa.metrics.correlation import Correlations
 
 __all__ = [
     'LEADERBOARD_METRICS',
@@ -216,12 +216,13 @@ def leaderboard_table(
     for fr_set in sets:
         for name, metric in metrics.items():
             try:
-                distance = to_distance(fr_set_scores(metric, fr_set, cache), metric.lower_better)
+                scores = fr_set_scores(metric, fr_set, cache)
             except (ValueError, RuntimeError) as error:
                 say(f'leaderboard: {name} fails on {fr_set.name} ({str(error).splitlines()[0]}): cell n/a')
                 cells[name, fr_set.name] = 'n/a'
                 continue
-            cells[name, fr_set.name] = leaderboard_cell(correlations(distance, fr_set.badness, logistic))
+            cells[name, fr_set.name] = leaderboard_cell(
+                agreement(scores, metric.lower_better, fr_set.badness, logistic=logistic)['all'])
     plcc = ('PLCC after the VQEG 4-parameter logistic fit (not pyiqa\'s protocol)' if logistic
             else 'PLCC without any fit (pyiqa\'s protocol)')
     notes = [

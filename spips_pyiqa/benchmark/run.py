@@ -1,11 +1,11 @@
-"""``python -m spips_pyiqa benchmark --out benchmark_results/``: regenerate every benchmark result.
+"""python -m spips_pyiqa benchmark --out benchmark_results/: regenerate every benchmark result.
 
 Sections (all by default; ``--only`` picks some, comma-separated):
 
 * ``agreement``: PLCC (after the VQEG logistic fit) / SRCC / KRCC with DMOS on ``live_dev``
-  (``../shared/data/live_dev``, 39 LIVE images; skipped with a message when absent), overall and per
+  (``--live-dev``, a 39-image subset of LIVE; skipped with a message when absent), overall and per
   distortion type, every metric side by side; BAPPS 2AFC / JND per category when ``--bapps ROOT``
-  is given (through ``spips_pyiqa.cli.evaluate``). See :mod:`spips_pyiqa.benchmark.agreement`.
+  is given (through :mod:`spips_pyiqa.evaluation.bapps`). See :mod:`spips_pyiqa.benchmark.agreement`.
 * ``human-heads``: the leaderboard protocol (grouped scene folds, pooled SRCC and plain PLCC,
   distortion folds, bootstrap over scenes, nested estimate) for heads trained on the DMOS of
   live_dev + live_jpeg_dev (``--human-data``), with the candidate recipes and training curves.
@@ -18,6 +18,10 @@ Sections (all by default; ``--only`` picks some, comma-separated):
   triplets/s of pyiqa's loop on a synthetic BAPPS-scale set, 1 vs 2 processes under torchrun,
   extrapolated to one BAPPS epoch, with a profile of a step; scoring pairs/s, 1 vs 2 processes.
   See :mod:`spips_pyiqa.benchmark.scale`.
+* ``scoring`` (only with ``--only scoring``: it writes ``--scoring-pairs`` pairs per size and runs
+  both tools several times): ``python -m spips_pyiqa score`` vs pyiqa's command line on 512 px and
+  2K pairs, 1 and 2 processes, pairs/s of the whole process and where the time goes (start-up,
+  decoding, metric, writing). See :mod:`spips_pyiqa.benchmark.scoring`.
 * ``figures``: SPIPS quality maps of a few real pairs per variant, and score-vs-DMOS scatters. See
   :mod:`spips_pyiqa.benchmark.figures`.
 * ``typical``: each metric's median score for JPEG, blur and noise of two severities on the
@@ -29,7 +33,7 @@ Sections (all by default; ``--only`` picks some, comma-separated):
   lpips, dists, psnr, ssim). See :mod:`spips_pyiqa.benchmark.leaderboard`.
 
 Tables are written as CSV (raw values) and Markdown into ``--out``; ``RESULTS.md`` collects every
-table found there. Metric scores are cached per metric under ``--cache`` (default
+table found there and ``README.md`` lists them with the command and module that make each. Metric scores are cached per metric under ``--cache`` (default
 ``OUT/cache``), keyed by the metric's weights, code and data (:mod:`spips_pyiqa.benchmark.cache`), so
 a rerun after adding a metric scores only that metric. Every metric runs in the private torch hub
 of :func:`spips_pyiqa.utils.weights.use_private_hub` (pyiqa's ``lpips`` and ``dists`` need
@@ -47,14 +51,20 @@ from pathlib import Path
 import torch
 
 from spips_pyiqa.benchmark.tables import Table, write_table
+from spips_pyiqa.cli.arguments import command_parser, fail, parse_or_exit_code, usage_error
 from spips_pyiqa.metric_configs import LABEL_FREE_SUFFIX, VARIANTS
 
-SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'typical', 'scale')
-#: Sections run when --only is not given (scale writes a 20,000-triplet set and runs torchrun: asked for by name).
+SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'typical', 'scale', 'scoring')
+#: Sections run when --only is not given (scale and scoring write thousands of images and run torchrun: asked for by
+#: name).
 DEFAULT_SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'typical')
 #: The SPIPS variants compared with the baselines: those with human-trained heads, each with its label-free twin.
 SPIPS_METRICS = tuple(n for n, v in VARIANTS.items() if v.human_trained)
 SPIPS_METRICS += tuple(n + LABEL_FREE_SUFFIX for n in SPIPS_METRICS)
+#: Default of --live-dev: the shared data folder beside the repository, seen from its root.
+LIVE_DEV = Path('..', 'shared', 'data', 'live_dev')
+#: The folders the human-heads section learns from (live_dev + live_jpeg_dev), relative like LIVE_DEV.
+HUMAN_DATA_FOLDERS = [LIVE_DEV, Path('..', 'shared', 'data', 'live_jpeg_dev')]
 BASELINES = ('psnr', 'ssim', 'ms_ssim', 'vif', 'lpips', 'lpips-vgg', 'dists')
 DEFAULT_METRICS = SPIPS_METRICS + BASELINES
 #: Order of the Markdown files in RESULTS.md (then any others, alphabetically).
@@ -64,7 +74,7 @@ RESULT_ORDER = (
     'default_heads', 'agreement_bapps', 'typical_values',
     'speed_cpu', 'speed_cpu_targets', 'memory_cpu', 'speed_spips_components', 'speed_spips_profile',
     'speed_cuda', 'speed_cuda_targets', 'memory_cuda', 'scale_training', 'scale_training_profile', 'scale_training_ops',
-    'scale_scoring',
+    'scale_scoring', 'scoring_throughput',
 )
 
 
@@ -261,6 +271,13 @@ def run_scale(args) -> None:
         _write(table, args.out, stem)
 
 
+def run_scoring(args) -> None:
+    from spips_pyiqa.benchmark.scoring import scoring_table
+
+    table = scoring_table(args.scoring_pairs, args.scoring_sizes, args.scoring_metrics, environment(), _say)
+    _write(table, args.out, 'scoring_throughput')
+
+
 def run_figures(args, metrics, cache) -> None:
     from spips_pyiqa.benchmark.figures import map_pairs, quality_map_figure, scatter_figure
 
@@ -292,10 +309,16 @@ def run_leaderboard(args, metrics, cache) -> None:
     _say(f'wrote {md_path} and {csv_path.name}')
 
 
+def _tables(out: Path) -> dict[str, Path]:
+    """Every table's Markdown file in ``out``, ``stem -> path``, in :data:`RESULT_ORDER` then by name."""
+    tables = {p.stem: p for p in out.glob('*.md') if p.stem not in ('README', 'RESULTS')}
+    return {s: tables[s] for s in [s for s in RESULT_ORDER if s in tables] + sorted(set(tables) - set(RESULT_ORDER))}
+
+
 def write_results_index(out: Path) -> Path:
     """``RESULTS.md``: every table's Markdown in ``out`` (fixed order), then the figures."""
-    tables = {p.stem: p for p in out.glob('*.md') if p.stem not in ('README', 'RESULTS')}
-    order = [s for s in RESULT_ORDER if s in tables] + sorted(set(tables) - set(RESULT_ORDER))
+    tables = _tables(out)
+    order = list(tables)
     parts = ['# Benchmark results\n', 'Generated by `python -m spips_pyiqa benchmark`; see README.md for '
              'how each number is produced and what it does not show.\n']
     parts += [tables[stem].read_text() for stem in order]
@@ -304,6 +327,69 @@ def write_results_index(out: Path) -> Path:
         parts.append('### Figures\n\n' + '\n'.join(f'![{p.stem}](figures/{p.name})' for p in pictures) + '\n')
     path = out / 'RESULTS.md'
     path.write_text('\n'.join(parts))
+    return path
+
+
+#: Where each table comes from: stem prefix -> (the command that writes it, the module that explains it).
+TABLE_SOURCES = (
+    ('agreement_bapps', '--only agreement --bapps BAPPS_ROOT', 'spips_pyiqa/evaluation/bapps.py'),
+    ('agreement_', '--only agreement', 'spips_pyiqa/benchmark/agreement.py'),
+    ('default_heads', '--only agreement', 'spips_pyiqa/benchmark/agreement.py'),
+    ('human_heads', '--only human-heads', 'spips_pyiqa/benchmark/human_heads_cv.py'),
+    ('speed_', '--only speed', 'spips_pyiqa/benchmark/speed.py'),
+    ('memory_', '--only speed', 'spips_pyiqa/benchmark/speed.py'),
+    ('scale_', '--only scale', 'spips_pyiqa/benchmark/scale.py'),
+    ('scoring_', '--only scoring', 'spips_pyiqa/benchmark/scoring.py'),
+    ('typical_values', '--only typical', 'spips_pyiqa/benchmark/typical_values.py'),
+    ('leaderboard_', '--pyiqa-datasets NAME ... --data-root DIR', 'spips_pyiqa/benchmark/leaderboard.py'),
+    ('numerics', 'python -m spips_pyiqa.benchmark.numerics', 'spips_pyiqa/benchmark/numerics.py'),
+    ('mutation', 'make mutation', 'tests/mutation/deliberate_bugs.py'),
+)
+
+
+def _source(stem: str) -> tuple[str, str]:
+    """(command that writes table ``stem``, module that explains it); empty strings when unknown."""
+    for prefix, command, module in TABLE_SOURCES:
+        if stem.startswith(prefix):
+            return (f'benchmark {command}' if command.startswith('--') else command), module
+    return '', ''
+
+
+def _title(path: Path) -> str:
+    first = path.read_text().split('\n', 1)[0]
+    return first.lstrip('#').strip() if first.startswith('#') else path.stem
+
+
+def readme_text(out: Path) -> str:
+    """The text of ``out/README.md``: how to regenerate, then one line per table found in ``out``."""
+    lines = [
+        '# Benchmark results', '',
+        'Written by `python -m spips_pyiqa benchmark --out benchmark_results/` (this file included: do not edit it '
+        'by hand). Each table is a `.md` and a `.csv` (raw values, notes as `#` lines); the notes above each table '
+        'say what data, machine, load and run it comes from, and the module named below explains how its numbers '
+        'are produced. [`RESULTS.md`](RESULTS.md) collects every table and figure of the last runs.', '',
+        '`benchmark --only X` stands for `python -m spips_pyiqa benchmark --out benchmark_results/ --only X`.', '',
+        '| table | what | written by | how |', '|---|---|---|---|',
+    ]
+    for stem, path in _tables(out).items():
+        command, module = (f'`{text}`' if text else '' for text in _source(stem))
+        lines.append(f'| [`{stem}`]({path.name}) | {_title(path)} | {command} | {module} |')
+    lines += [
+        '', 'What these tables do not show:', '',
+        '- Human-judgment tables rest on the data sets named in their notes; small sets have wide intervals '
+        '(given in the tables), so differences inside them are not evidence of a better metric.',
+        '- Which heads each SPIPS row uses is in the table notes (each checkpoint\'s provenance); none is the '
+        'paper\'s BAPPS-trained model unless its provenance says so.',
+        '- Times come from the machine and load stated above each table; on a shared machine they move between '
+        'runs. Regenerate on a quiet machine before quoting them.', '',
+    ]
+    return '\n'.join(lines)
+
+
+def write_readme(out: Path) -> Path:
+    """Write :func:`readme_text` to ``out/README.md``."""
+    path = out / 'README.md'
+    path.write_text(readme_text(out))
     return path
 
 
@@ -319,13 +405,12 @@ def _names(text: str, allowed, what: str) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from spips_pyiqa.benchmark.agreement import default_live_dev
-    from spips_pyiqa.data.live_dev import default_human_data
     from spips_pyiqa.benchmark.leaderboard import LEADERBOARD_METRICS
+    from spips_pyiqa.benchmark.scoring import SIZES
 
-    parser = argparse.ArgumentParser(prog='python -m spips_pyiqa benchmark', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--out', type=Path, default=Path('benchmark_results'))
+    parser = command_parser('benchmark', __doc__)
+    parser.add_argument('--out', type=Path, default=Path('benchmark_results'),
+                        help='folder of the tables (CSV + Markdown), figures and RESULTS.md (default: %(default)s)')
     parser.add_argument('--cache', type=Path, help='score cache (default: OUT/cache)')
     parser.add_argument('--no-cache', action='store_true', help='recompute every score')
     parser.add_argument('--only', type=lambda t: _names(t, SECTIONS, 'section'),
@@ -334,11 +419,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--metrics', type=lambda t: _names(t, None, 'metric'),
                         help=f'comma-separated pyiqa metric names (default: {",".join(DEFAULT_METRICS)}; '
                         f'for the leaderboard alone: {",".join(LEADERBOARD_METRICS)})')
-    parser.add_argument('--live-dev', type=Path, default=default_live_dev(),
-                        help='live_dev folder (default: %(default)s)')
-    parser.add_argument('--human-data', type=Path, nargs='+', default=default_human_data(),
-                        help='human-scored folders the human-heads section learns from (default: live_dev '
-                        'live_jpeg_dev in ../shared/data)')
+    parser.add_argument('--live-dev', type=Path, default=LIVE_DEV,
+                        help='folder of the LIVE subset live_dev (scores.csv and images), relative to the working '
+                        'folder (default: %(default)s, beside a checkout of this repository); skipped when absent')
+    parser.add_argument('--human-data', type=Path, nargs='+', default=HUMAN_DATA_FOLDERS,
+                        help='human-scored folders the human-heads section learns from (default: %(default)s)')
     parser.add_argument('--bapps', type=Path, help='BAPPS root prepared by prepare-bapps (optional)')
     parser.add_argument('--repeats', type=int, default=5, help='timed repetitions per setting')
     parser.add_argument('--no-memory', action='store_true', help='skip the memory subprocesses')
@@ -346,6 +431,12 @@ def _parser() -> argparse.ArgumentParser:
                         help='scale: synthetic 64x64 train triplets (default: %(default)s)')
     parser.add_argument('--scale-iters', type=int, default=60, help='scale: training steps per run (default: %(default)s)')
     parser.add_argument('--scale-pairs', type=int, default=160, help='scale: 256x256 pairs scored (default: %(default)s)')
+    parser.add_argument('--scoring-pairs', type=int, default=200,
+                        help='scoring: pairs per size (default: %(default)s)')
+    parser.add_argument('--scoring-sizes', type=lambda t: _names(t, SIZES, 'size'), default=list(SIZES),
+                        help=f'scoring: comma-separated sizes of {",".join(SIZES)} (default: %(default)s)')
+    parser.add_argument('--scoring-metrics', type=lambda t: _names(t, None, 'metric'), default=['spips'],
+                        help='scoring: comma-separated pyiqa metrics both tools compute (default: spips)')
     parser.add_argument('--limit', type=int, default=0,
                         help='use only this many live_dev images (smoke tests; 0 = all)')
     parser.add_argument('--pyiqa-datasets', nargs='+', metavar='NAME', default=[],
@@ -358,32 +449,39 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cli(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    import pyiqa
-
-    from spips_pyiqa import register
-    from spips_pyiqa.benchmark.cache import ScoreCache
-    from spips_pyiqa.benchmark.leaderboard import LEADERBOARD_METRICS
+    """Entry point of benchmark: 0 done, 2 bad command line, 1 missing weights or unusable data/output."""
+    from spips_pyiqa.data.mos_prepare import MosDataError
     from spips_pyiqa.data.pyiqa_datasets import fr_dataset_names
-    from spips_pyiqa.utils.weights import FetchError, use_private_hub
+    from spips_pyiqa.evaluation.fr_metrics import UnknownMetricError, check_fr_metrics
+    from spips_pyiqa.utils.weights import FetchError, MissingWeightsError, use_private_hub
 
-    register()
-    try:  # pyiqa's lpips/dists need torchvision-named files: never in the user's torch hub
-        _say(f'weights: torch and pyiqa use the private hub {use_private_hub()}')
-    except FetchError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
-    args.only = args.only or (['leaderboard'] if args.pyiqa_datasets else list(DEFAULT_SECTIONS))
-    args.metrics = args.metrics or list(LEADERBOARD_METRICS if args.only == ['leaderboard'] else DEFAULT_METRICS)
-    unknown = [n for n in args.metrics if n not in pyiqa.list_models(metric_mode='FR')]
-    if unknown:
-        print(f'error: not a pyiqa full-reference metric: {", ".join(unknown)}', file=sys.stderr)
-        return 2
+    parser = _parser()
+    args = parse_or_exit_code(parser, argv)
+    if isinstance(args, int):
+        return args
+    try:
+        check_fr_metrics([*(args.metrics or ()), *args.scoring_metrics])
+    except UnknownMetricError as error:
+        return usage_error(parser, f'--metrics: {error}')
     unknown = [n for n in args.pyiqa_datasets if n not in fr_dataset_names()]
     if unknown:
-        print(f'error: not a pyiqa full-reference data set: {", ".join(unknown)} '
-              f'(one of: {", ".join(fr_dataset_names())})', file=sys.stderr)
-        return 2
+        return usage_error(parser, f'--pyiqa-datasets: not a pyiqa full-reference data set: {", ".join(unknown)} '
+                                   f'(one of: {", ".join(fr_dataset_names())})')
+    try:  # pyiqa's lpips/dists need torchvision-named files: never in the user's torch hub
+        _say(f'weights: torch and pyiqa use the private hub {use_private_hub()}')
+        _run(args)
+    except (FetchError, MissingWeightsError, MosDataError, OSError) as error:
+        return fail(error)
+    return 0
+
+
+def _run(args) -> None:
+    """Every section of ``args.only`` (default: :data:`DEFAULT_SECTIONS`), then RESULTS.md."""
+    from spips_pyiqa.benchmark.cache import ScoreCache
+    from spips_pyiqa.benchmark.leaderboard import LEADERBOARD_METRICS
+
+    args.only = args.only or (['leaderboard'] if args.pyiqa_datasets else list(DEFAULT_SECTIONS))
+    args.metrics = args.metrics or list(LEADERBOARD_METRICS if args.only == ['leaderboard'] else DEFAULT_METRICS)
     args.out.mkdir(parents=True, exist_ok=True)
     cache = ScoreCache(None if args.no_cache else (args.cache or args.out / 'cache'))
     names = list(dict.fromkeys(args.metrics))
@@ -391,7 +489,7 @@ def cli(argv: list[str]) -> int:
         names.append('lpips')  # the reference of every speed ratio
         _say('speed: lpips added as the reference of the speed ratios')
     start = time.perf_counter()
-    metrics = load_metrics(names) if set(args.only) - {'scale'} else {}
+    metrics = load_metrics(names) if set(args.only) - {'scale', 'scoring'} else {}
     selected = {n: metrics[n] for n in args.metrics if n in metrics}
     if 'agreement' in args.only:
         run_agreement(args, selected, cache)
@@ -407,5 +505,7 @@ def cli(argv: list[str]) -> int:
         run_typical(args, selected)
     if 'scale' in args.only:
         run_scale(args)
+    if 'scoring' in args.only:
+        run_scoring(args)
+    _say(f'wrote {write_readme(args.out)}')
     _say(f'wrote {write_results_index(args.out)} ({time.perf_counter() - start:.0f} s)')
-    return 0

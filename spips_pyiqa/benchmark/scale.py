@@ -3,7 +3,7 @@
 ``python -m spips_pyiqa benchmark --only scale`` (section ``scale`` of :mod:`spips_pyiqa.benchmark.run`):
 
 * **Training** (``scale_training``): a synthetic BAPPS-layout set of ``--scale-triplets`` 64x64 train
-  triplets (default 20,000; :func:`~spips_pyiqa.data.bapps_fixture.make_bapps_fixture`, written to a
+  triplets (default 20,000; :func:`~spips_pyiqa.benchmark.synthetic_bapps.make_synthetic_bapps`, written to a
   temporary folder, never committed) is trained with the shipped recipe (``options/train_spips.yml``:
   batch 50, pyiqa's loop, PNG decoding by pyiqa's ``BAPPSDataset`` in DataLoader workers) for
   ``--scale-iters`` steps, once in one process and once under ``torchrun --nproc_per_node=2``
@@ -23,10 +23,7 @@ inflates the times.
 """
 
 import math
-import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime
@@ -35,6 +32,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from spips_pyiqa.benchmark.processes import launch, load_average
 from spips_pyiqa.benchmark.tables import Table
 
 __all__ = ['profile_tables', 'scoring_table', 'synthetic_bapps', 'training_table']
@@ -49,39 +47,13 @@ _ITER_LINE = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO: \[.*iter
                         r'([\d.]+) \(([\d.]+)\)')
 
 
-def _load() -> str:
-    return ' / '.join(f'{x:.2f}' for x in os.getloadavg())
-
-
-def _env(threads: int) -> dict[str, str]:
-    """Subprocess environment: this package first on the path, ``threads`` torch threads."""
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get('PYTHONPATH', '')) if p)
-    return {**os.environ, 'PYTHONPATH': path, 'OMP_NUM_THREADS': str(threads)}
-
-
-def _launch(nproc: int, module_args: list[str], cwd: Path, threads: int) -> tuple[subprocess.CompletedProcess, float]:
-    """``python -m ...`` (one process) or ``torchrun --nproc_per_node=nproc`` on loopback; wall time."""
-    if nproc == 1:
-        command = [sys.executable, *module_args]
-    else:
-        command = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}', '--nnodes=1',
-                   '--rdzv-backend=c10d', '--rdzv-endpoint=127.0.0.1:0', *module_args]
-    start = time.perf_counter()
-    run = subprocess.run(command, cwd=cwd, env=_env(threads), capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - start
-    if run.returncode != 0:
-        raise RuntimeError(f'{" ".join(command[:6])}... failed: {(run.stdout + run.stderr)[-2000:]}')
-    return run, wall
-
-
 def synthetic_bapps(root: Path, n_triplets: int) -> Path:
     """A prepared BAPPS-layout folder with ``n_triplets`` 64x64 train triplets (3 categories)."""
-    from spips_pyiqa.cli.prepare_bapps import cli as prepare_bapps
-    from spips_pyiqa.data.bapps_fixture import make_bapps_fixture
+    from spips_pyiqa.benchmark.synthetic_bapps import make_synthetic_bapps
+    from spips_pyiqa.data.bapps_prepare import collect_rows, default_output_dir, write_meta_info
 
-    make_bapps_fixture(root, n_train=math.ceil(n_triplets / 3), n_val=1, n_jnd=1, seed=1)
-    if prepare_bapps([str(root)]) != 0:
-        raise RuntimeError(f'prepare-bapps failed on {root}')
+    make_synthetic_bapps(root, n_train=math.ceil(n_triplets / 3), n_val=1, n_jnd=1, seed=1)
+    write_meta_info(collect_rows(root), default_output_dir(root))
     return root
 
 
@@ -119,14 +91,14 @@ def _steady_rate(log: str, global_batch: int) -> tuple[float, float]:
 
 def training_table(root: Path, work: Path, iters: int, global_batch: int = 50, workers: int = 1) -> Table:
     """Training triplets/s of pyiqa's loop for each of :data:`CONFIGURATIONS`, and the epoch."""
-    rows, notes = [], [f'Load average (1/5/15 min) before: {_load()}.']
+    rows, notes = [], [f'Load average (1/5/15 min) before: {load_average()}.']
     for nproc, threads in CONFIGURATIONS:
         name = f'scale_{nproc}proc_{threads}thread'
         options = _training_options(root, name, global_batch // nproc, workers, iters)
         option_file = work / f'{name}.yml'
         option_file.write_text(yaml.safe_dump(options))
         args = ['-m', 'spips_pyiqa.train', '-opt', str(option_file)] + (['--launcher', 'pytorch'] if nproc > 1 else [])
-        run, wall = _launch(nproc, args, work, threads=threads)
+        run, wall = launch(nproc, args, work, threads=threads)
         rate, data_share = _steady_rate(run.stdout + run.stderr, global_batch)
         minutes = BAPPS_TRAIN_TRIPLETS / rate / 60
         rows.append({
@@ -135,7 +107,7 @@ def training_table(root: Path, work: Path, iters: int, global_batch: int = 50, w
             'run wall s (start-up incl.)': wall, 'BAPPS epoch min (151k)': minutes,
             f'<= {GOAL_MINUTES:.0f} min': 'yes' if minutes <= GOAL_MINUTES else 'no',
         })
-    notes.append(f'Load average (1/5/15 min) after: {_load()}.')
+    notes.append(f'Load average (1/5/15 min) after: {load_average()}.')
     return Table('Training throughput: pyiqa loop on a synthetic BAPPS-scale set (CPU)', list(rows[0]), rows, notes,
                  digits=2)
 
@@ -205,7 +177,7 @@ def profile_tables(root: Path, batch: int = 50, n_batches: int = 8) -> tuple[Tab
     for row in rows:
         row['BAPPS epoch min (151k)'] = BAPPS_TRAIN_TRIPLETS / row['triplets/s'] / 60
     notes = [f'One process, 1 torch thread (cost per core), batch {batch}, {n_batches} batches; load average '
-             f'(1/5/15 min) after: {_load()}.',
+             f'(1/5/15 min) after: {load_average()}.',
              f'Backward + step add {100 * (forward_only / full - 1):.0f}% to the forward passes (only the '
              f'1,162 head and fusion weights learn; the backbone is frozen); decoding costs '
              f'{100 * full / decode:.0f}% of a step. The goal of {GOAL_MINUTES:.0f} min per epoch needs '
@@ -220,37 +192,22 @@ def profile_tables(root: Path, batch: int = 50, n_batches: int = 8) -> tuple[Tab
                  digits=2), op_table
 
 
-def _scoring_pairs(folder: Path, n_pairs: int, size: int) -> tuple[Path, Path]:
-    from PIL import Image
-
-    from spips_pyiqa.data.distortions import distort, photo
-
-    target, ref = folder / 'target', folder / 'ref'
-    target.mkdir(parents=True)
-    ref.mkdir()
-    photos, kinds = ('astronaut', 'coffee', 'chelsea', 'rocket'), ('noise', 'blur', 'jpeg')
-    for i in range(n_pairs):
-        image = photo(photos[i % 4], size)
-        for folder_, picture in ((ref, image), (target, distort(image, kinds[i % 3], i % 4))):
-            array = (picture[0].permute(1, 2, 0).numpy() * 255).round().astype('uint8')
-            Image.fromarray(array).save(folder_ / f'{i:05d}.png')
-    return target, ref
-
-
 def scoring_table(work: Path, n_pairs: int, size: int = 256, batch: int = 8) -> Table:
     """``score`` wall time and pairs/s for each of :data:`CONFIGURATIONS` (2 processes: ``torchrun``)."""
-    target, ref = _scoring_pairs(work / 'pairs', n_pairs, size)
-    rows, notes = [], [f'Load average (1/5/15 min) before: {_load()}.']
+    from spips_pyiqa.benchmark.scoring import write_pairs
+
+    target, ref = write_pairs(work / 'pairs', n_pairs, size, size)
+    rows, notes = [], [f'Load average (1/5/15 min) before: {load_average()}.']
     outputs = {}
     for nproc, threads in CONFIGURATIONS:
         out = work / f'scores_{nproc}_{threads}.csv'
         args = ['-m', 'spips_pyiqa', 'score', str(target), str(ref), '--batch-size', str(batch), '--out', str(out)]
-        run, wall = _launch(nproc, args, work, threads=threads)
+        run, wall = launch(nproc, args, work, threads=threads)
         outputs[nproc, threads] = run.stdout, out.read_bytes()
         rows.append({'processes': nproc, 'threads each': threads, 'pairs': n_pairs, 'size': f'{size}x{size}',
                      'batch': batch, 'wall s (start-up incl.)': wall, 'pairs/s': n_pairs / wall})
     same = len(set(outputs.values())) == 1
-    notes += [f'Load average (1/5/15 min) after: {_load()}.',
+    notes += [f'Load average (1/5/15 min) after: {load_average()}.',
               f'Printed lines and --out files of all runs identical: {"yes" if same else "NO"}.']
     return Table('Scoring throughput: `python -m spips_pyiqa score`, 1 vs 2 processes (CPU)', list(rows[0]), rows,
                  notes, digits=2)
@@ -260,7 +217,7 @@ def scale_tables(n_triplets: int, iters: int, n_pairs: int, environment: str, sa
     """Yield ``(stem, table)`` for the three tables as each is measured; data lives in a temporary
     folder removed at the end."""
     data_note = (
-        f'Synthetic set: {n_triplets} train triplets of 64x64 PNGs in BAPPS layout (make_bapps_fixture, temporary '
+        f'Synthetic set: {n_triplets} train triplets of 64x64 PNGs in BAPPS layout (make_synthetic_bapps, temporary '
         f'folder); shipped recipe options/train_spips.yml (batch 50, frozen AlexNet, heads + fusion learned), '
         f'{iters} steps per run; rate between the first and last logged step (every 5 steps); "data wait share" = '
         "pyiqa's data time / step time at the last log. Epoch = 151,000 / rate.")

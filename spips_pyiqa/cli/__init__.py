@@ -1,9 +1,9 @@
-"""Commands of ``python -m spips_pyiqa COMMAND`` (top layer), one module each with ``cli(argv)``.
+"""Commands of ``python -m spips_pyiqa COMMAND`` (top layer), one module each with ``cli(argv) -> int``.
 
 - ``fetch_weights``, ``score``, ``demo``, ``prepare_bapps``, ``prepare_mos``, ``evaluate`` (BAPPS
-  evaluation of any pyiqa FR metric);
-- ``arguments``: argument parsing that returns argparse's exit code instead of raising.
+  evaluation of any pyiqa FR metric): argument parsing and exit codes around library code;
+- ``arguments``: what every command shares: its parser, plain-text help, the exit-code convention.
 
-May import: everything below (``archs``, ``data``, ``metrics``, ``models``, ``losses``, ``utils``, ``evaluation``,
-``recipes``), never ``benchmark``.
+May import: everything below (``archs``, ``data``, ``metrics``, ``models``, ``losses``, ``utils``,
+``recipes``, ``evaluation``), never ``benchmark``.
 """

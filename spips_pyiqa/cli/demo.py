@@ -1,11 +1,10 @@
-"""``python -m spips_pyiqa demo``: score an example pair made from a scikit-image photograph.
+"""python -m spips_pyiqa demo [--out DIR]: score an example pair made from a scikit-image photograph.
 
-Writes ``ref.png`` (scikit-image's astronaut), ``target_jpeg.png`` and ``target_noise.png`` (JPEG
-quality 10 and Gaussian noise sigma 0.1) and their quality maps into ``--out`` (default
-``spips_demo/``), then scores them with ``pyiqa.create_metric('spips')`` next to LPIPS and DISTS.
+Writes ref.png (scikit-image's astronaut), target_jpeg.png and target_noise.png (JPEG quality 10
+and Gaussian noise sigma 0.1) and their SPIPS quality maps into --out, then prints their scores by
+pyiqa.create_metric('spips') next to LPIPS and DISTS.
 """
 
-import argparse
 from pathlib import Path
 from typing import List
 
@@ -13,8 +12,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from spips_pyiqa.cli.arguments import command_parser, run_command
 from spips_pyiqa.data.distortions import distort, photo
 from spips_pyiqa.data.image_io import save_heat_map
+from spips_pyiqa.utils.weights import MissingWeightsError
 
 
 def _save_png(image: torch.Tensor, path: Path) -> Path:
@@ -23,11 +24,7 @@ def _save_png(image: torch.Tensor, path: Path) -> Path:
     return path
 
 
-def cli(argv: List[str]) -> int:
-    parser = argparse.ArgumentParser(prog='python -m spips_pyiqa demo', description=__doc__)
-    parser.add_argument('--out', type=Path, default=Path('spips_demo'))
-    args = parser.parse_args(argv)
-
+def _demo(args) -> None:
     import pyiqa
 
     from spips_pyiqa import register
@@ -47,5 +44,12 @@ def cli(argv: List[str]) -> int:
         save_heat_map(quality_map, args.out / f'spips_map_{kind}.png')
         print(f'{path.name:<18}' + ''.join(f'{s.item():>10.4f}' for s in scores.values()))
     print(f'images and SPIPS quality maps written to {args.out}/')
-    return 0
+
+
+def cli(argv: List[str]) -> int:
+    """Entry point of demo: 0 done, 2 bad command line, 1 missing weights or an unwritable --out."""
+    parser = command_parser('demo', __doc__)
+    parser.add_argument('--out', type=Path, default=Path('spips_demo'),
+                        help='folder the images and quality maps are written to (default: %(default)s)')
+    return run_command(parser, argv, _demo, (MissingWeightsError, OSError))
 

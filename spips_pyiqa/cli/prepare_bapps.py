@@ -1,13 +1,13 @@
-"""``python -m spips_pyiqa prepare-bapps BAPPS_ROOT [--out DIR]``: pyiqa meta-info for BAPPS.
+"""python -m spips_pyiqa prepare-bapps BAPPS_ROOT [--out DIR]: pyiqa meta-info for BAPPS.
 
-What is written and which layout is checked: :mod:`spips_pyiqa.data.bapps_prepare`.
+Checks the BAPPS layout (2afc/ and jnd/ folders) and writes the meta-info CSV and split file that
+pyiqa's BAPPSDataset reads. What is written and which layout is checked:
+:mod:`spips_pyiqa.data.bapps_prepare`.
 """
 
-import argparse
-import sys
 from pathlib import Path
 
-from spips_pyiqa.cli.arguments import parse_or_exit_code
+from spips_pyiqa.cli.arguments import command_parser, run_command
 from spips_pyiqa.data.bapps_prepare import (
     JND_REF_MARKER,
     META_INFO_NAME,
@@ -20,11 +20,9 @@ from spips_pyiqa.data.bapps_prepare import (
 )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog='python -m spips_pyiqa prepare-bapps',
-        description=f"Write pyiqa's {META_INFO_NAME} and {SPLIT_FILE_NAME} for a BAPPS folder.",
-    )
+def _parser():
+    parser = command_parser('prepare-bapps', __doc__,
+                            epilog=f"Written: {META_INFO_NAME} and {SPLIT_FILE_NAME}.")
     parser.add_argument('root', type=Path, help='BAPPS folder holding 2afc/ and jnd/')
     parser.add_argument('--out', type=Path, help='output folder (default: BAPPS_ROOT/meta_info)')
     return parser
@@ -39,17 +37,13 @@ def _summary(rows: list[Row]) -> str:
     return ', '.join(f'{label}: {count}' for label, count in counts.items())
 
 
-def cli(argv: list[str]) -> int:
-    """Entry point of ``prepare-bapps``; returns the exit code (2 for a bad folder or arguments)."""
-    args = parse_or_exit_code(_parser(), argv)
-    if isinstance(args, int):
-        return args
+def _prepare(args) -> None:
     out_dir = default_output_dir(args.root) if args.out is None else args.out
-    try:
-        rows = collect_rows(args.root)
-        csv_path, split_path = write_meta_info(rows, out_dir)
-    except (BappsLayoutError, OSError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+    rows = collect_rows(args.root)
+    csv_path, split_path = write_meta_info(rows, out_dir)
     print(f'wrote {csv_path} ({len(rows)} rows; {_summary(rows)}) and {split_path}')
-    return 0
+
+
+def cli(argv: list[str]) -> int:
+    """Entry point of prepare-bapps: 0 done, 2 bad command line, 1 a bad BAPPS folder or unwritable output."""
+    return run_command(_parser(), argv, _prepare, (BappsLayoutError, OSError))

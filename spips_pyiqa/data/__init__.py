@@ -4,9 +4,7 @@
 - ``pyiqa_inputs``: files handed to ``create_metric('spips')`` read with ``load_image``;
 - ``distortions``: scikit-image photographs and distortions of known severity;
 - ``bapps_prepare``: pyiqa's meta-info CSV + split file for a BAPPS folder;
-- ``bapps_fixture``: a tiny synthetic BAPPS-layout folder for tests;
 - ``pyiqa_datasets``: pyiqa's full-reference data set options with paths under a data root;
-- ``mos_fixture``: tiny MOS data sets in pyiqa's LIVE/CSIQ/TID2013/KADID-10k/PIPAL layouts;
 - ``mos_prepare``: pyiqa meta-info and scene-wise splits for MOS data (``prepare-mos``);
 - ``live_dev``: where the shared LIVE subset is and how to read it;
 - ``pairing``: target and reference files of two folders paired by name, stem or target suffix;

@@ -1,4 +1,5 @@
-"""Evaluating metrics on image files, usable from Python (the commands only parse arguments).
+"""Evaluating metrics on image files and against human judgments, usable from Python (the commands
+only parse arguments).
 
 - ``fr_metrics``: pyiqa's full-reference metric names (its own table), their direction; others refused;
 - ``scores_file``: the wide scores CSV: one column per metric, what each row was computed from;
@@ -7,7 +8,11 @@
   same-size pairs batched per metric, sharded under torchrun, resumable by content;
 - ``quality_maps``: SPIPS maps as heat-map PNGs (colour bar, fixed range) and raw ``.npy``;
 - ``method_comparison``: several methods against one reference folder: the methods x metrics table
-  with bootstrap intervals, the rank agreement between metrics, a figure.
+  with bootstrap intervals, the rank agreement between metrics, a figure;
+- ``bapps``: BAPPS 2AFC / JND evaluation of any pyiqa full-reference metric, per category, under
+  torchrun too (``python -m spips_pyiqa evaluate``);
+- ``mos``: agreement with opinion scores (MOS/DMOS): scores of image pairs, sign-corrected
+  PLCC/SRCC/KRCC overall and per distortion type.
 
 May import: ``archs``, ``data``, ``metrics``, ``models``, ``losses``, ``utils``, ``recipes``.
 """

@@ -75,9 +75,9 @@ def build_group_heads(net: str, groups: Sequence[str]) -> QualityHeads:
 def calibration_means(net: str) -> Dict[str, float]:
     """Mean distance of each group (heads of :func:`build_group_heads`) over the calibration set.
 
-    The set: every photograph of :data:`~spips_pyiqa.distortions.PHOTOS`, centre-cropped to
+    The set: every photograph of :data:`~spips_pyiqa.data.distortions.PHOTOS`, centre-cropped to
     :data:`CALIBRATION_SIZE`, under every distortion of
-    :data:`~spips_pyiqa.distortions.DISTORTIONS` at its four severities (60 pairs).
+    :data:`~spips_pyiqa.data.distortions.DISTORTIONS` at its four severities (60 pairs).
     """
     model = SPIPS(net=net, pretrained=False)
     model.quality.load_state_dict(build_group_heads(net, GROUPS).state_dict())

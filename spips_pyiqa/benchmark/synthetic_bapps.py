@@ -1,6 +1,7 @@
-"""A tiny synthetic BAPPS-layout folder for tests and demos (the real BAPPS images are not shipped).
+"""A synthetic BAPPS-layout folder with simulated raters (the real BAPPS images are not shipped).
 
-:func:`make_bapps_fixture` writes the official folder layout of BAPPS (Zhang et al. 2018)::
+The benchmark times training on it at BAPPS scale (:mod:`spips_pyiqa.benchmark.scale`, 20,000
+triplets); the tests use a few items of it. :func:`make_synthetic_bapps` writes the official folder layout of BAPPS (Zhang et al. 2018)::
 
     root/2afc/train/{traditional,cnn,mix}/{ref,p0,p1,judge}/NNNNNN.{png,npy}
     root/2afc/val/{traditional,cnn,superres,deblur,color,frameinterp}/{ref,p0,p1,judge}/...
@@ -35,7 +36,7 @@ from skimage import data as skimage_data
 
 from spips_pyiqa.data.bapps_prepare import JND_CATEGORIES, TRAIN_2AFC_CATEGORIES, VAL_2AFC_CATEGORIES
 
-__all__ = ['RATERS', 'make_bapps_fixture']
+__all__ = ['RATERS', 'make_synthetic_bapps']
 
 Image01 = NDArray[np.float64]  # (H, W, 3) in [0, 1]
 Distortion = Callable[[Image01, float, np.random.Generator], Image01]
@@ -175,13 +176,13 @@ def _write_jnd_category(
         _save_judgment(folder / 'same', stem, same)
 
 
-def make_bapps_fixture(
+def make_synthetic_bapps(
     root: Path, n_train: int = 3, n_val: int = 4, n_jnd: int = 6, size: int = 64, seed: int = 0
 ) -> Path:
     """Write a tiny BAPPS-layout folder under ``root`` and return ``root``.
 
     Args:
-        root: Output folder (created; existing fixture files are overwritten).
+        root: Output folder (created; existing files of the set are overwritten).
         n_train: Triplets per 2AFC train category (traditional, cnn, mix).
         n_val: Triplets per 2AFC val category (the six BAPPS val categories).
         n_jnd: Pairs per JND val category (traditional, cnn).
