@@ -30,7 +30,8 @@ demo: weights
 test: weights
 	$(PY) -m pytest -q -rs
 
-# v0.1 label-free heads, then v0.2 human-trained heads (cross-validated on ../shared/data/live_dev)
+# v0.1 label-free heads, then v0.3 human-trained heads where the leaderboard protocol ships them
+# (grouped scene CV on ../shared/data/live_dev + live_jpeg_dev)
 heads: weights
 	$(PY) -m spips_pyiqa.recipes.label_free_heads
 	$(PY) -m spips_pyiqa.recipes.human_heads

@@ -18,7 +18,7 @@ from spips_pyiqa.evaluation.mos import agreement, pair_scores
 from spips_pyiqa.metrics.correlation import Correlations, srcc_interval
 from spips_pyiqa.benchmark.cache import ScoreCache, cache_key, files_sha256
 from spips_pyiqa.benchmark.tables import Table, read_table_rows, relative_path
-from spips_pyiqa.data.live_dev import REPO_ROOT, read_live_dev
+from spips_pyiqa.data.live_dev import REPO_ROOT, read_human_data, read_live_dev
 
 __all__ = [
     'LiveDev',
@@ -26,6 +26,7 @@ __all__ = [
     'fusion_rule_table',
     'live_dev_tables',
     'load_anchors',
+    'load_human_data',
     'load_live_dev',
 ]
 
@@ -40,6 +41,7 @@ class LiveDev:
     root: Path
     rows: tuple  # of MosRow
     key: str
+    name: str = 'live_dev'
 
     @property
     def items(self) -> list[str]:
@@ -80,6 +82,14 @@ def load_live_dev(root: Path, limit: int = 0) -> LiveDev:
     return LiveDev(root, tuple(rows), key)
 
 
+def load_human_data(roots) -> LiveDev:
+    """Several human-scored folders as one :class:`LiveDev` (``read_human_data``: image paths relative
+    to their common folder, scenes kept), cached under the name ``live_human``."""
+    root, rows = read_human_data(roots)
+    files = sorted({root / path for r in rows for path in (r.dist, r.ref)})
+    return LiveDev(root, tuple(rows), files_sha256([*(Path(r) / 'scores.csv' for r in roots), *files]), 'live_human')
+
+
 def load_anchors(readme: Path) -> dict[str, float]:
     """The anchor SRCCs quoted in ``shared/README.md`` (``name 0.123`` after "Anchors")."""
     try:
@@ -97,14 +107,14 @@ def live_dev_scores(metrics, dataset: LiveDev, cache: ScoreCache) -> dict[str, n
     """Raw scores of every metric (``name -> BenchMetric``) on ``dataset``, through the cache."""
     def computer(metric):
         def compute(items):
-            return list(pair_scores(metric.score, [dataset.pair(item) for item in items], f'live_dev {metric.name}'))
+            return list(pair_scores(metric.score, [dataset.pair(item) for item in items], f'{dataset.name} {metric.name}'))
 
         return compute
 
     out = {}
     for name, metric in metrics.items():
         key = cache_key(metric.fingerprint, dataset.key)
-        out[name] = cache.scores('live_dev', name, key, dataset.items, computer(metric), metric.fingerprint)
+        out[name] = cache.scores(dataset.name, name, key, dataset.items, computer(metric), metric.fingerprint)
     return out
 
 
@@ -123,7 +133,11 @@ def held_out_scores(metrics, dataset: LiveDev, scores: dict[str, np.ndarray]) ->
     for name, metric in metrics.items():
         if trained_on_live_dev(metric):
             held_out = metric.metric.net.meta['cv']['held_out_predictions']
-            out[name] = np.array([held_out[item] for item in dataset.items])
+            # keys are relative to the folders' common parent (live_dev/dist/...) or to live_dev itself
+            out[name] = np.array([held_out.get(item, held_out.get(f'{dataset.root.name}/{item}', np.nan))
+                                  for item in dataset.items])
+            if np.isnan(out[name]).any():
+                raise ValueError(f'{name}: its heads hold no held-out prediction for some {dataset.name} images')
     return out
 
 

@@ -1,15 +1,17 @@
-"""Cross-validation of human-trained heads on live_dev: the table and the training curves.
+"""Cross-validation of human-trained heads on live_dev + live_jpeg_dev: the tables and the curves.
 
 ``python -m spips_pyiqa benchmark --only human-heads`` runs :mod:`spips_pyiqa.recipes.human_heads`'s
-cross-validation for every SPIPS variant and writes
+protocol for every SPIPS variant with human-trained heads and writes
 
-* ``human_heads_cv.{md,csv}``: per variant, label-free heads vs the chosen recipe vs the nested
-  estimate (recipe chosen on the training scenes only): held-out SRCC per scene and per distortion
-  type, and the pooled out-of-fold SRCC (95% interval), PLCC (logistic fit) and KRCC; with pyiqa's
-  ``dists``, ``vif`` and ``lpips`` on the same folds (no training) for reference;
-* ``human_heads_candidates.{md,csv}``: the selection criterion of every candidate recipe;
-* ``figures/human_heads_curves.png``: training loss and held-out SRCC per epoch of the chosen recipe
-  on each leave-one-scene-out fold.
+* ``human_heads_cv.{md,csv}``: per variant, the label-free heads, the chosen recipe (scene and
+  distortion folds) and the nested estimate of the whole procedure: pooled SRCC and pyiqa's plain
+  PLCC with 95% bootstrap-over-scenes intervals, logistic-fit PLCC, KRCC, per distortion fold, and
+  the ship decision; pyiqa's ``lpips``, ``dists`` and ``vif`` on the same images for reference;
+* ``human_heads_per_scene.{md,csv}``: SRCC within each scene, label-free vs nested;
+* ``human_heads_candidates.{md,csv}``: every candidate recipe's pooled numbers, whether it is
+  admissible and whether the bootstrap can tell it from the best;
+* ``figures/human_heads_curves.png``: training loss and held-out SRCC per epoch of each chosen
+  recipe on the scene folds of the first seed.
 """
 
 from pathlib import Path
@@ -19,106 +21,241 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 import numpy as np
-from scipy import stats
 
-from spips_pyiqa.benchmark.tables import Table, relative_path
-from spips_pyiqa.metrics.correlation import correlations, srcc_interval
-from spips_pyiqa.recipes.human_heads import CVReport, CVResult, Features
+from spips_pyiqa.benchmark.tables import Table
+from spips_pyiqa.data.live_dev import HUMAN_DATA
+from spips_pyiqa.metrics.grouped_cv import Pooled, bootstrap_correlations, per_group_srcc, pooled, scene_bootstrap
+from spips_pyiqa.recipes.human_heads import PROTOCOL, UNTRAINED, CVReport, Protocol
+from spips_pyiqa.recipes.recipe_selection import Summary, criterion, scene_strata
 
-__all__ = ['candidates_table', 'curves_figure', 'cv_table']
+__all__ = ['LEADERBOARD_STEM', 'candidates_table', 'curves_figure', 'cv_table', 'leaderboard_rows', 'per_scene_table',
+           'write_human_heads_tables']
 
-
-def _short(name: str) -> str:
-    return Path(name).stem
-
-
-def _row(label: str, recipe: str, by_scene: dict, by_kind: dict, pooled: np.ndarray, badness: np.ndarray) -> dict:
-    c = correlations(pooled, badness)
-    low, high = srcc_interval(c.srcc, c.n)
-    row = {'metric': label, 'recipe': recipe}
-    row.update({f'SRCC scene {_short(k)}': v for k, v in by_scene.items()})
-    row['SRCC scene mean'] = float(np.mean(list(by_scene.values())))
-    row.update({f'SRCC distortion {k}': v for k, v in by_kind.items()})
-    if by_kind:
-        row['SRCC distortion mean'] = float(np.mean(list(by_kind.values())))
-    row.update({'pooled SRCC': c.srcc, 'pooled SRCC 95% interval': f'{low:.2f} to {high:.2f}',
-                'pooled PLCC': c.plcc, 'pooled KRCC': c.krcc})
-    return row
+DATA = ' + '.join(HUMAN_DATA)
+#: File stem of the pyiqa-format rows for the 17-scene LIVE subset.
+LEADERBOARD_STEM = 'leaderboard_live_17_scenes'
 
 
-def _per_fold(values: np.ndarray, badness: np.ndarray, keys) -> dict[str, float]:
-    keys = np.asarray(keys)
-    return {k: float(stats.spearmanr(values[keys == k], badness[keys == k]).statistic) for k in sorted(set(keys))}
+def _interval(prediction: np.ndarray, badness: np.ndarray, draws) -> tuple[str, str]:
+    values = bootstrap_correlations(prediction[None], badness, draws)[:, 0]
+    low, high = np.quantile(values, [0.025, 0.975], axis=0)
+    return f'{low[0]:.2f} to {high[0]:.2f}', f'{low[1]:.2f} to {high[1]:.2f}'
 
 
-def cv_table(reports: list[CVReport], features: Features, baselines: dict[str, np.ndarray], live_dev: Path) -> Table:
-    """The cross-validation table; ``baselines``: per-image distances of reference metrics."""
-    badness = features.badness
-    rows = []
-    for name, distance in baselines.items():
-        rows.append(_row(name, 'pyiqa, no training', _per_fold(distance, badness, features.scenes),
-                         _per_fold(distance, badness, features.distortions), distance, badness))
-    for report in reports:
-        lf, chosen = report.label_free, report.chosen
-        rows.append(_row(f'{report.variant}', 'label-free (v0.1)', lf['scene'].fold_srcc,
-                         lf['distortion'].fold_srcc, lf['scene'].predictions, badness))
-        rows.append(_row(f'{report.variant}', f'chosen: {report.recipe.name}', chosen['scene'].fold_srcc,
-                         chosen['distortion'].fold_srcc, chosen['scene'].predictions, badness))
-        choices = '; '.join(f'{_short(k)}: {r.name}' for k, r in report.nested_choices.items())
-        rows.append(_row(f'{report.variant}', f'NESTED (honest; choices {choices})', report.nested.fold_srcc,
-                         {}, report.nested.predictions, badness))
-        rows[-1]['ships'] = 'yes (v0.2)' if report.ships else 'no: label-free v0.1 stays'
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    notes = [
-        f'Data: {relative_path(live_dev)} (LIVE Release 2 subset, n={len(badness)}: '
-        f'{len(set(features.scenes))} scenes x {len(set(features.distortions))} distortion types), DMOS. '
-        'Every number is held out: `SRCC scene X` is the SRCC on scene X of heads trained on the other scenes '
-        '(leave one scene out); `SRCC distortion Y` the same leaving a distortion type out; pooled = the '
-        '39 out-of-fold predictions of the leave-one-scene-out models together (three models: their scales '
-        'differ, which lowers pooled numbers). PLCC after the logistic fit.',
-        '`chosen` rows are optimistic: the recipe was chosen by these same folds among the candidates '
-        '(table human_heads_candidates). `NESTED` rows are the honest estimate of the whole procedure: for '
-        'each held-out scene the recipe is chosen by cross-validation on the two other scenes alone.',
-        'Each fold holds 12-15 images: one SRCC carries roughly +-0.03-0.05 of sampling noise. Only three '
-        'distortion types (gblur, jpeg, wnoise) exist here: nothing is known about others.',
-        '`ships`: human-trained heads become the default when the nested scene estimate and the held-out '
-        'distortion folds both beat label-free (recipes/human_heads.py, CVReport.ships).',
+def _pooled_cells(p: Pooled, intervals: tuple[str, str] | None = None) -> dict:
+    cells = {'pooled SRCC': p.srcc, 'plain PLCC': p.plcc, 'fitted PLCC': p.plcc_fit, 'KRCC': p.krcc}
+    if intervals:
+        cells.update({'SRCC 95% interval': intervals[0], 'plain PLCC 95% interval': intervals[1]})
+    return cells
+
+
+def _stratum_cells(prediction: np.ndarray, badness: np.ndarray, strata: np.ndarray) -> dict:
+    """Pooled SRCC and plain PLCC within each kind of scene (its set of distortion types)."""
+    cells = {}
+    for stratum in sorted(set(strata)):
+        p = pooled(prediction[strata == stratum], badness[strata == stratum])
+        cells.update({f'{stratum} scenes SRCC': p.srcc, f'{stratum} scenes plain PLCC': p.plcc})
+    return cells
+
+
+def _distortion_cells(summary: Summary) -> dict:
+    return {f'{kind} {name}': getattr(p, attr) for kind, p in summary.distortion.items()
+            for name, attr in (('SRCC', 'srcc'), ('plain PLCC', 'plcc'))}
+
+
+def _notes(reports: list[CVReport], protocol: Protocol) -> list[str]:
+    scenes = reports[0].choice.summaries[UNTRAINED].scene.n if reports else 0
+    return [
+        f'Data: {DATA} (LIVE Release 2 subsets, n={scenes} images, 17 scenes; live_dev: 3 scenes x gblur/jpeg/'
+        'wnoise, live_jpeg_dev: 14 scenes, JPEG only), DMOS. Every trained number is held out. Scene folds: grouped '
+        f'{protocol.folds}-fold by scene (each test fold holds 3-4 whole scenes), repeated over seeds '
+        f'{list(protocol.seeds)}; the out-of-fold predictions of all folds are scored as one data set, as a '
+        'leaderboard scores a metric: pooled SRCC, **plain PLCC = pyiqa\'s calculate_plcc, no fit**, PLCC after '
+        'the VQEG logistic fit, KRCC (mean over seeds). Distortion folds: train without one distortion type, test '
+        'on its images (`gblur SRCC` = heads that never saw blur, on the blurred images). `gblur+jpeg+wnoise scenes` '
+        '/ `jpeg scenes`: the same pooled numbers within the 3 multi-distortion scenes (39 images) / the 14 JPEG-only '
+        'scenes (82 images).',
+        '`chosen` rows are optimistic: the recipe was chosen on these same folds among the candidates (table '
+        'human_heads_candidates). `NESTED` rows are the honest estimate of the whole procedure: grouped '
+        f'{protocol.folds}-fold by scene (seed {protocol.nested_seed}); for each outer fold the recipe is chosen '
+        f'by the same protocol ({protocol.inner_folds} inner scene folds, distortion folds, bootstrap) on its '
+        'training scenes alone, trained there, and scores the held-out scenes.',
+        f'Intervals: 95% percentile intervals of a bootstrap over scenes ({protocol.samples} resamples; images of a '
+        'scene are not independent), stratified: each resample draws 3 of the 3 multi-distortion scenes and 14 of '
+        'the 14 JPEG-only scenes with replacement, keeping the data\'s design. The label-free rows use no label: '
+        'every image scored by the shipped v0.1 heads.',
+        '`ships`: human-trained heads become the default only where the nested pooled SRCC and plain PLCC both '
+        'beat label-free and no distortion fold of the chosen recipe loses to label-free in either '
+        '(recipes/recipe_selection.py, ship_decision).',
     ]
-    return Table('Human-trained heads: cross-validation on live_dev', columns, rows, notes)
+
+
+def cv_table(reports: list[CVReport], baselines: dict[str, np.ndarray], scenes, distortions,
+             protocol: Protocol = PROTOCOL) -> Table:
+    """The cross-validation table; ``baselines``: per-image distances of reference metrics;
+    ``scenes``, ``distortions``: per image (the bootstrap's clusters and strata)."""
+    rows = []
+    strata = np.array(scene_strata(scenes, distortions))
+    if reports:
+        badness = reports[0].badness
+        draws = scene_bootstrap(scenes, range(len(badness)), protocol.samples, 0, list(strata))
+        kinds = sorted(set(reports[0].choice.summaries[UNTRAINED].distortion))
+        for name, distance in baselines.items():
+            row = {'metric': name, 'heads / recipe': 'pyiqa, no training'}
+            row.update(_pooled_cells(pooled(distance, badness), _interval(distance, badness, draws)))
+            row.update(_stratum_cells(distance, badness, strata))
+            rows.append(row)
+    for report in reports:
+        lf, chosen = report.choice.summaries[UNTRAINED], report.choice.summaries[report.recipe]
+        row = {'metric': report.variant, 'heads / recipe': f'label-free (v0.1)'}
+        row.update(_pooled_cells(report.label_free_pooled, _interval(report.label_free_scores, report.badness, draws)))
+        row.update(_stratum_cells(report.label_free_scores, report.badness, strata))
+        row.update(_distortion_cells(lf))
+        rows.append(row)
+        if report.recipe != UNTRAINED:
+            row = {'metric': report.variant, 'heads / recipe': f'chosen (optimistic): {report.recipe.name}'}
+            row.update(_pooled_cells(chosen.scene))
+            row.update(_distortion_cells(chosen))
+            rows.append(row)
+        choices = '; '.join(f'{k}: {r.name}' for k, r in report.nested_choices.items())
+        row = {'metric': report.variant, 'heads / recipe': f'NESTED (honest; choices per outer fold: {choices})'}
+        row.update(_pooled_cells(report.nested_pooled, _interval(report.nested, report.badness, draws)))
+        row.update(_stratum_cells(report.nested, report.badness, strata))
+        row['ships'] = report.decision[1]
+        rows.append(row)
+    kinds = sorted({k for r in reports for k in r.choice.summaries[UNTRAINED].distortion})
+    columns = ['metric', 'heads / recipe', 'pooled SRCC', 'SRCC 95% interval', 'plain PLCC', 'plain PLCC 95% interval',
+               'fitted PLCC', 'KRCC',
+               *[f'{k} scenes {s}' for k in sorted(set(strata)) for s in ('SRCC', 'plain PLCC')],
+               *[f'{k} {s}' for k in kinds for s in ('SRCC', 'plain PLCC')], 'ships']
+    return Table(f'Human-trained heads: cross-validation on {DATA}', columns, rows, _notes(reports, protocol))
+
+
+def per_scene_table(reports: list[CVReport], scenes) -> Table:
+    """SRCC within each scene: label-free heads vs the nested held-out predictions."""
+    rows = []
+    for report in reports:
+        for label, prediction in (('label-free (v0.1)', report.label_free_scores), ('NESTED', report.nested)):
+            row = {'metric': report.variant, 'heads': label}
+            row.update({Path(k).stem: v for k, v in per_group_srcc(prediction, report.badness, scenes).items()})
+            rows.append(row)
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    notes = [f'Data: {DATA}. SRCC among the 5-14 images of each scene (within-scene ranking only; the pooled numbers '
+             'of human_heads_cv also need one scale across scenes). NESTED: held-out predictions of the nested '
+             'procedure (the scene was never seen by the heads that scored it). Each cell rests on 5-14 images: '
+             'differences below ~0.1 are noise.']
+    return Table(f'Human-trained heads: SRCC within each scene ({DATA})', columns, rows, notes)
+
+
+def leaderboard_rows(reports: list[CVReport], baselines: dict[str, np.ndarray]) -> Table:
+    """Rows in pyiqa's ``FR_benchmark_results.csv`` format for the 121 images of the 17 LIVE scenes:
+    the reference metrics, each variant's label-free heads and its human-trained procedure (nested,
+    held-out predictions, marked ``(held out)``)."""
+    from spips_pyiqa.benchmark.leaderboard import column, leaderboard_cell
+    from spips_pyiqa.metrics.correlation import correlations
+
+    header = column('live_17_scenes')
+    rows = []
+    if reports:
+        badness = reports[0].badness
+        entries = list(baselines.items())
+        for report in reports:
+            entries += [(f'{report.variant}-label-free', report.label_free_scores),
+                        (f'{report.variant} human-trained (held out)', report.nested)]
+        rows = [{'Metric name': name, header: leaderboard_cell(correlations(values, badness, logistic=False))}
+                for name, values in entries]
+    notes = [f'Data: {DATA} (LIVE Release 2, 17 scenes, n=121, DMOS). Cells as pyiqa writes them: plain PLCC (no fit), '
+             'SRCC, KRCC, sign-corrected, 4 decimals. `(held out)` rows: every image scored by heads of the nested '
+             'procedure that never saw its scene (the shipped heads saw every image: their own in-sample numbers here '
+             'would be no evidence). Not LIVE as a whole: 17 of its 29 scenes, JPEG-heavy.']
+    return Table('Leaderboard rows: the 17-scene LIVE subset (pyiqa format)', ['Metric name', header], rows, notes)
 
 
 def candidates_table(reports: list[CVReport]) -> Table:
-    """Selection criterion (mean held-out SRCC over scene and distortion folds) of every candidate."""
-    rows = [
-        {'variant': r.variant, 'recipe': recipe.name, 'criterion': value, 'chosen': 'yes' if recipe == r.recipe else ''}
-        for r in reports for recipe, value in r.criterion.items()
+    """Every candidate's pooled out-of-fold numbers and what the protocol made of them."""
+    rows = []
+    for report in reports:
+        c = report.choice
+        for recipe, summary in c.summaries.items():
+            row = {'variant': report.variant, 'recipe': recipe.name, 'pooled SRCC': summary.scene.srcc,
+                   'plain PLCC': summary.scene.plcc, 'criterion': criterion(summary)}
+            row.update(_distortion_cells(summary))
+            row.update({'admissible': 'yes' if c.admissible[recipe] else 'no',
+                        'best\'s lower bound - criterion': c.gap_low[recipe],
+                        'tied with best': 'yes' if c.tied[recipe] else 'no',
+                        'role': ' '.join(w for w, on in (('best', recipe == c.best), ('CHOSEN', recipe == c.chosen)) if on)})
+            rows.append(row)
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    notes = [
+        'Scene folds and distortion folds as in human_heads_cv (pooled out-of-fold, mean over seeds). criterion = '
+        '(pooled SRCC + plain PLCC) / 2. admissible: no loss to label-free in pooled SRCC or plain PLCC, on the '
+        'scene folds, or beyond 0.01 on any distortion fold. best: the admissible recipe of highest criterion. '
+        'tied: its criterion lies within the 95% interval of the best\'s criterion (stratified bootstrap over '
+        'scenes; `lower bound - criterion` <= 0). '
+        'CHOSEN: the most conservative admissible recipe tied with the best (fewer parts learning, then a stronger '
+        'prior, then no linear term, then all pairs).',
+        'Every candidate: full-batch Adam lr 0.05, 100 epochs, Bradley-Terry temperature 0.5 x the spread of the '
+        'starting scores; prior = HeadsPrior strength toward the label-free heads; `+ 1 linear`: plus pyiqa\'s '
+        'plcc_loss (keeps scores linear in DMOS).',
     ]
-    notes = ['Criterion: mean held-out SRCC over the 3 leave-one-scene-out and 3 leave-one-distortion-out '
-             'folds of live_dev; ties go to the simpler (earlier) recipe. Adam lr 0.05, 100 full-batch '
-             'epochs, temperature 0.5 x the spread of the starting scores, for every candidate.']
-    return Table('Human-trained heads: candidate recipes', ['variant', 'recipe', 'criterion', 'chosen'], rows, notes)
+    return Table('Human-trained heads: candidate recipes', columns, rows, notes)
 
 
 def curves_figure(reports: list[CVReport], path: Path) -> Path:
-    """Training loss and held-out SRCC per epoch, chosen recipe, each leave-one-scene-out fold."""
-    shown = [r for r in reports if r.chosen['scene'].curves and next(iter(r.chosen['scene'].curves.values()))]
+    """Training loss and held-out SRCC per epoch of each chosen recipe, scene folds of the first seed."""
+    shown = [r for r in reports if r.curves]
     figure, axes = plt.subplots(2, max(len(shown), 1), figsize=(4 * max(len(shown), 1), 6), squeeze=False)
     for column, report in enumerate(shown):
-        result: CVResult = report.chosen['scene']
-        for fold, curve in result.curves.items():
+        for fold, curve in report.curves.items():
             epochs = [p['epoch'] for p in curve]
-            axes[0, column].plot(epochs, [p['loss'] for p in curve], label=f'without {_short(fold)}')
-            axes[1, column].plot(epochs, [p['held-out SRCC'] for p in curve], label=f'{_short(fold)} held out')
+            axes[0, column].plot(epochs, [p['loss'] for p in curve], label=fold)
+            axes[1, column].plot(epochs, [p['held-out SRCC'] for p in curve], label=f'{fold} held out')
         axes[0, column].set_title(f'{report.variant}\n{report.recipe.name}', fontsize=8)
         axes[0, column].set_ylabel('training loss')
         axes[1, column].set_ylabel('held-out SRCC')
         axes[1, column].set_xlabel('epoch')
         for axis in axes[:, column]:
             axis.legend(fontsize=7)
-    figure.suptitle('Human-trained heads on live_dev: leave-one-scene-out training curves', fontsize=10)
+    figure.suptitle(f'Human-trained heads on {DATA}: grouped scene-fold training curves', fontsize=10)
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90)
     plt.close(figure)
     return path
+
+
+def write_human_heads_tables(roots, metrics, cache, out: Path, say=print) -> list[tuple[str, Table]]:
+    """Run the protocol for every human-trained variant on the folders ``roots`` and return the
+    tables of :func:`human_heads_tables`. The benchmark ``cache``'s ``features`` folder keeps the
+    pooled features."""
+    from spips_pyiqa.recipes.human_heads import VARIANTS, reports
+
+    missing = [r for r in roots if not (Path(r) / 'scores.csv').is_file()]
+    if missing:
+        say(f'human-heads: skipped, no scores.csv in {", ".join(map(str, missing))}')
+        return []
+    variants = [v for v in VARIANTS if v in metrics] or list(VARIANTS)
+    found, _ = reports(variants, roots, cache.root / 'features' if cache.root is not None else None, say=say)
+    return human_heads_tables(found, roots, metrics, cache, out, say)
+
+
+def human_heads_tables(found: list[CVReport], roots, metrics, cache, out: Path, say=print) -> list[tuple[str, Table]]:
+    """The tables (``stem, table``) of the reports ``found`` on the folders ``roots``; the curves
+    figure and the pyiqa-format rows are written into ``out``. ``metrics`` (``name -> BenchMetric``):
+    its ``lpips``, ``dists`` and ``vif`` become reference rows, scored through the benchmark ``cache``."""
+    from spips_pyiqa.benchmark.agreement import live_dev_scores, load_human_data
+    from spips_pyiqa.benchmark.leaderboard import write_leaderboard
+    from spips_pyiqa.metrics.bapps_scores import to_distance
+
+    dataset = load_human_data(roots)
+    baselines = {n: m for n, m in metrics.items() if n in ('lpips', 'dists', 'vif')}
+    raw = live_dev_scores(baselines, dataset, cache)
+    distances = {n: to_distance(raw[n], m.lower_better) for n, m in baselines.items()}
+    scenes, distortions = [row.scene for row in dataset.rows], [row.distortion for row in dataset.rows]
+    say(f'wrote {curves_figure(found, Path(out) / "figures" / "human_heads_curves.png")}')
+    csv_path, _ = write_leaderboard(leaderboard_rows(found, distances), out, LEADERBOARD_STEM)
+    say(f'wrote {csv_path}')
+    return [('human_heads_cv', cv_table(found, distances, scenes, distortions)),
+            ('human_heads_per_scene', per_scene_table(found, scenes)),
+            ('human_heads_candidates', candidates_table(found))]

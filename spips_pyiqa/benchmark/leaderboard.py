@@ -239,12 +239,12 @@ def leaderboard_table(
     return table
 
 
-def write_leaderboard(table: Table, out: Path) -> tuple[Path, Path]:
-    """``out/leaderboard_pyiqa_fr.csv`` exactly in pyiqa's format (header + rows, no comment line)
-    and ``out/leaderboard_pyiqa_fr.md`` (with the notes); returns both paths."""
+def write_leaderboard(table: Table, out: Path, stem: str = STEM) -> tuple[Path, Path]:
+    """``out/<stem>.csv`` exactly in pyiqa's format (header + rows, no comment line) and
+    ``out/<stem>.md`` (with the notes); returns both paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = out / f'{STEM}.csv', out / f'{STEM}.md'
+    csv_path, md_path = out / f'{stem}.csv', out / f'{stem}.md'
     with csv_path.open('w', newline='') as handle:
         writer = csv.writer(handle, lineterminator='\n')
         writer.writerow(table.columns)

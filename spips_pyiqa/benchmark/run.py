@@ -6,8 +6,9 @@ Sections (all by default; ``--only`` picks some, comma-separated):
   (``--live-dev``, a 39-image subset of LIVE; skipped with a message when absent), overall and per
   distortion type, every metric side by side; BAPPS 2AFC / JND per category when ``--bapps ROOT``
   is given (through :mod:`spips_pyiqa.evaluation.bapps`). See :mod:`spips_pyiqa.benchmark.agreement`.
-* ``human-heads``: leave-one-scene-out and leave-one-distortion-out cross-validation of heads
-  trained on live_dev's DMOS, with the nested estimate, the candidate recipes and training curves.
+* ``human-heads``: the leaderboard protocol (grouped scene folds, pooled SRCC and plain PLCC,
+  distortion folds, bootstrap over scenes, nested estimate) for heads trained on the DMOS of
+  live_dev + live_jpeg_dev (``--human-data``), with the candidate recipes and training curves.
   See :mod:`spips_pyiqa.benchmark.human_heads_cv`.
 * ``speed``: images/second and peak memory at 64 px (batch 50), 256 px (batch 8) and 1024 px
   (batch 1) on CPU (and CUDA when available), relative to pyiqa's ``lpips``; for ``spips`` also
@@ -62,11 +63,14 @@ SPIPS_METRICS = tuple(n for n, v in VARIANTS.items() if v.human_trained)
 SPIPS_METRICS += tuple(n + LABEL_FREE_SUFFIX for n in SPIPS_METRICS)
 #: Default of --live-dev: the shared data folder beside the repository, seen from its root.
 LIVE_DEV = Path('..', 'shared', 'data', 'live_dev')
+#: The folders the human-heads section learns from (live_dev + live_jpeg_dev), relative like LIVE_DEV.
+HUMAN_DATA_FOLDERS = [LIVE_DEV, Path('..', 'shared', 'data', 'live_jpeg_dev')]
 BASELINES = ('psnr', 'ssim', 'ms_ssim', 'vif', 'lpips', 'lpips-vgg', 'dists')
 DEFAULT_METRICS = SPIPS_METRICS + BASELINES
 #: Order of the Markdown files in RESULTS.md (then any others, alphabetically).
 RESULT_ORDER = (
-    'agreement_live_dev', 'agreement_live_dev_per_distortion', 'human_heads_cv', 'human_heads_candidates',
+    'agreement_live_dev', 'agreement_live_dev_per_distortion', 'human_heads_cv', 'human_heads_per_scene',
+    'human_heads_candidates', 'leaderboard_live_17_scenes',
     'default_heads', 'agreement_bapps', 'typical_values',
     'speed_cpu', 'speed_cpu_targets', 'memory_cpu', 'speed_spips_components', 'speed_spips_profile',
     'speed_cuda', 'speed_cuda_targets', 'memory_cuda', 'scale_training', 'scale_training_profile', 'scale_training_ops',
@@ -214,34 +218,13 @@ def run_agreement(args, metrics, cache) -> None:
 
 
 def run_human_heads(args, metrics, cache) -> None:
-    from spips_pyiqa.archs.spips_arch import SPIPS
-    from spips_pyiqa.benchmark.agreement import live_dev_scores
-    from spips_pyiqa.benchmark.human_heads_cv import candidates_table, curves_figure, cv_table
-    from spips_pyiqa.data.live_dev import read_live_dev
-    from spips_pyiqa.metrics.bapps_scores import to_distance
-    from spips_pyiqa.recipes.human_heads import VARIANTS, cross_validation_report, pooled_features
+    from spips_pyiqa.benchmark.human_heads_cv import write_human_heads_tables
 
-    dataset, reason = _live_dev(args)
-    if dataset is None or args.limit:
-        _say(reason or 'human-heads: skipped with --limit (cross-validation needs every image)')
+    if args.limit:
+        _say('human-heads: skipped with --limit (cross-validation needs every image)')
         return
-    rows = read_live_dev(args.live_dev)
-    variants = [v for v in VARIANTS if v in metrics] or list(VARIANTS)
-    features, reports = {}, []
-    for variant in variants:
-        net = VARIANTS[variant][0]
-        if net not in features:
-            features[net] = pooled_features(SPIPS(net).eval(), rows, args.live_dev, progress=f'live_dev features {net}')
-        reports.append(cross_validation_report(variant, features[net]))
-        _say(f'{variant}: chosen {reports[-1].recipe.name}; nested scene SRCC {reports[-1].nested.mean_srcc:.3f}')
-    baselines = {n: m for n, m in metrics.items() if n in ('dists', 'vif', 'lpips')}
-    raw = live_dev_scores(baselines, dataset, cache)
-    order = [dataset.items.index(row.dist) for row in rows]
-    distances = {n: to_distance(raw[n], m.lower_better)[order] for n, m in baselines.items()}
-    some = next(iter(features.values()))
-    _write(cv_table(reports, some, distances, args.live_dev), args.out, 'human_heads_cv')
-    _write(candidates_table(reports), args.out, 'human_heads_candidates')
-    _say(f'wrote {curves_figure(reports, args.out / "figures" / "human_heads_curves.png")}')
+    for stem, table in write_human_heads_tables(args.human_data, metrics, cache, args.out, _say):
+        _write(table, args.out, stem)
 
 
 def run_speed(args, metrics) -> None:
@@ -439,6 +422,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--live-dev', type=Path, default=LIVE_DEV,
                         help='folder of the LIVE subset live_dev (scores.csv and images), relative to the working '
                         'folder (default: %(default)s, beside a checkout of this repository); skipped when absent')
+    parser.add_argument('--human-data', type=Path, nargs='+', default=HUMAN_DATA_FOLDERS,
+                        help='human-scored folders the human-heads section learns from (default: %(default)s)')
     parser.add_argument('--bapps', type=Path, help='BAPPS root prepared by prepare-bapps (optional)')
     parser.add_argument('--repeats', type=int, default=5, help='timed repetitions per setting')
     parser.add_argument('--no-memory', action='store_true', help='skip the memory subprocesses')

@@ -19,9 +19,10 @@ scene on both sides of a split.
 
 import csv
 import math
+import os
 import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     'MosDataError',
     'MosRow',
     'check_scene_split',
+    'read_mos_folders',
     'read_scores',
     'scene_folds',
     'write_mos_meta_info',
@@ -117,6 +119,39 @@ def read_scores(
         more = f' (+{len(absent) - 3} more)' if len(absent) > 3 else ''
         raise MosDataError(f'image files missing: {", ".join(absent[:3])}{more}')
     return rows
+
+
+def read_mos_folders(
+    roots: Sequence[Path],
+    dist_column: str = 'dist_img',
+    ref_column: str = 'ref_img',
+    mos_column: str = 'dmos',
+    scene_column: str | None = None,
+) -> tuple[Path, list[MosRow]]:
+    """Rows of several data folders (each with its ``scores.csv``) as one list.
+
+    Image paths become relative to the folders' common parent (returned; the folder itself when
+    only one is given). Each row keeps its scene as :func:`read_scores` names it *within its
+    folder* (default its reference path, e.g. ``ref/buildings.png``), so a reference named alike in
+    two folders is one scene: scene-wise folds then keep it on one side (never a leak).
+
+    Raises:
+        MosDataError: no folder, a folder's rows fail :func:`read_scores`, or one image is listed twice.
+    """
+    if not roots:
+        raise MosDataError('no data folder given')
+    roots = [Path(r).resolve() for r in roots]
+    common = Path(os.path.commonpath(roots)) if len(roots) > 1 else roots[0]
+    rows, seen = [], {}
+    for root in roots:
+        prefix = root.relative_to(common)
+        for row in read_scores(root, root / 'scores.csv', dist_column, ref_column, mos_column, scene_column):
+            row = replace(row, ref=(prefix / row.ref).as_posix(), dist=(prefix / row.dist).as_posix())
+            if row.dist in seen:
+                raise MosDataError(f'{row.dist} is listed twice (folders {seen[row.dist]} and {root})')
+            seen[row.dist] = root
+            rows.append(row)
+    return common, rows
 
 
 def scene_folds(rows: Sequence[MosRow], folds: int | None = None) -> list[list[str]]:

@@ -4,5 +4,6 @@
   the one implementation that BAPPS, LIVE and every table use;
 - ``bapps_scores``: BAPPS 2AFC agreement, JND mAP and per-category scores.
 
-May import: nothing from ``spips_pyiqa`` outside this folder (numpy / scipy only).
+May import: nothing from ``spips_pyiqa`` outside this folder (numpy / scipy, and pyiqa's own metric
+functions).
 """

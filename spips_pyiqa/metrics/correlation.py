@@ -4,6 +4,8 @@ One implementation for every table: LIVE/MOS agreement, BAPPS preference correla
 cross-validation of learned heads.
 
 * SRCC (Spearman) and KRCC (Kendall tau-b), ``scipy.stats``;
+* plain PLCC: Pearson without any fit, pyiqa's ``calculate_plcc`` itself (the number pyiqa's
+  leaderboards print; it rewards scores that are linear in the human scores);
 * PLCC (Pearson) between the human scores and the metric's values mapped by the VQEG 4-parameter
   logistic :math:`f(x) = \beta_2 + (\beta_1 - \beta_2) / (1 + e^{-(x - \beta_3)/|\beta_4|})`
   fitted by least squares (on standardised values, for conditioning); negative when the fitted
@@ -21,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from pyiqa.metrics import calculate_plcc
 from scipy import optimize, special, stats
 
 __all__ = ['MIN_FIT_POINTS', 'Correlations', 'correlations', 'fit_logistic', 'logistic4', 'srcc_interval']
@@ -58,13 +61,15 @@ def fit_logistic(x: Sequence[float], y: Sequence[float]) -> Callable[[np.ndarray
 
 @dataclass(frozen=True)
 class Correlations:
-    """Sign-corrected PLCC (after the logistic fit when ``logistic``), SRCC and KRCC; ``n`` points."""
+    """Sign-corrected PLCC (after the logistic fit when ``logistic``), SRCC and KRCC; ``n`` points;
+    ``plain_plcc``: Pearson without any fit, as pyiqa's ``calculate_plcc`` (NaN where not computed)."""
 
     n: int
     plcc: float
     srcc: float
     krcc: float
     logistic: bool
+    plain_plcc: float = float('nan')
 
 
 def correlations(distance: Sequence[float], human: Sequence[float], logistic: bool = True) -> Correlations:
@@ -82,14 +87,15 @@ def correlations(distance: Sequence[float], human: Sequence[float], logistic: bo
     nan = float('nan')
     if len(x) < 3 or x.std() == 0 or y.std() == 0:
         return Correlations(len(x), nan, nan, nan, False)
+    plain = float(calculate_plcc(x, y))
     fitted = fit_logistic(x, y) if logistic else None
     if fitted is None:
-        plcc, logistic = stats.pearsonr(x, y).statistic, False
+        plcc, logistic = plain, False
     else:
         predicted = fitted(x)
         falling = fitted(np.array([x.max()]))[0] < fitted(np.array([x.min()]))[0]
         if predicted.std() == 0:
-            plcc, logistic = stats.pearsonr(x, y).statistic, False
+            plcc, logistic = plain, False
         else:
             plcc = abs(stats.pearsonr(predicted, y).statistic) * (-1 if falling else 1)
             logistic = True
@@ -99,6 +105,7 @@ def correlations(distance: Sequence[float], human: Sequence[float], logistic: bo
         srcc=float(stats.spearmanr(x, y).statistic),
         krcc=float(stats.kendalltau(x, y).statistic),
         logistic=logistic,
+        plain_plcc=plain,
     )
 
 

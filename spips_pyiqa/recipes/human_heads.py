@@ -1,28 +1,32 @@
-r"""Human-trained SPIPS heads: learned from opinion scores, chosen by scene-wise cross-validation.
+r"""Human-trained SPIPS heads: learned from opinion scores, chosen the way leaderboards measure.
 
-**Why training needs no image pass per step.** The backbone is frozen and every distance map is
-non-negative (eqs. 1-8); the heads' weights are kept non-negative, so the ReLU of eqs. (9)-(11) is
-the identity and a group distance is linear in the per-channel spatial means of its maps:
+**Data.** LIVE Release 2 DMOS of ``live_dev`` (3 scenes x Gaussian blur, JPEG, white noise) and
+``live_jpeg_dev`` (14 more scenes, JPEG), 121 images, 17 scenes
+(:func:`~spips_pyiqa.data.live_dev.read_human_data`). Training needs one SPIPS pass per image
+(:mod:`~spips_pyiqa.recipes.heads_features`: the heads are linear in the channel means of the
+maps), so an epoch takes milliseconds and honest, repeated cross-validation is affordable.
 
-.. math::
-    d_g = \sum_{m \in G_g} w_m^\top \bar\Delta^m, \qquad
-    \bar\Delta^m = \frac{1}{H_m W_m} \sum_{h,w} \Delta^m_{hw}.
+**Training** (:func:`train_heads`): full-batch Adam on the pairwise Bradley-Terry loss of the pyiqa
+training model (:mod:`spips_pyiqa.losses.mos_losses`), from the label-free heads, optionally
 
-So each image is passed through SPIPS once (:func:`pooled_features`), and the heads train on the
-means, fed as 1x1 maps through the same :class:`~spips_pyiqa.archs.quality_heads.QualityHeads`:
-the scores are SPIPS's own on the full images (tested), and an epoch over live_dev takes
-milliseconds, which makes honest cross-validation affordable. The criterion and prior are the
-ones of the pyiqa training model (:mod:`spips_pyiqa.losses.mos_losses`).
+* over pairs of the same scene only (else all pairs, which also ask different scenes to share one
+  scale),
+* plus ``linear`` x pyiqa's ``plcc_loss`` (scores linear in DMOS: what plain PLCC rewards),
+* plus :class:`~spips_pyiqa.losses.mos_losses.HeadsPrior` toward the label-free heads;
 
-**How a recipe is chosen.** Each :class:`Recipe` (which parts learn, which pairs, prior strength)
-is scored by its held-out SRCC on two kinds of fold: leave one *scene* out (unseen content) and
-leave one *distortion type* out (unseen distortions; the data has only three). The selection
-criterion is the mean per-fold SRCC over all of them; "label-free" (the heads of
-:mod:`~spips_pyiqa.recipes.label_free_heads`, no training) competes too. The selection itself is
-cross-validated (:func:`nested_scene_cv`: the recipe is chosen on the training scenes alone), so
-the reported estimate does not profit from the choice. Human-trained heads ship for a variant only
-when they beat label-free on both the nested scene estimate and the distortion folds
-(:attr:`CVReport.ships`).
+then every head weight is rescaled by one factor so the mean score on the training images is the
+label-free heads' (SPIPS keeps its scale; fold models stay comparable).
+
+**Protocol** (:class:`Protocol`, :mod:`spips_pyiqa.metrics.grouped_cv`): each candidate
+(:func:`candidate_recipes`: fusion only; fusion + traditional; every head; each with priors up to
+strong values, all pairs / + linear term / same-scene pairs) gets out-of-fold predictions from
+grouped K-fold by scene (each test fold holds several scenes), repeated over seeds, and from
+distortion folds (train without gblur, test on gblur; the same for wnoise and jpeg). Scored as one
+data set: pooled SRCC and pyiqa's plain PLCC. :func:`~spips_pyiqa.recipes.recipe_selection.choose`
+picks the winner (admissible: no loss to label-free anywhere; within the bootstrap-over-scenes
+interval of the best, the more conservative recipe wins). :func:`nested_cv` estimates the whole
+procedure: for each outer fold the choice is made on its training scenes alone.
+:func:`~spips_pyiqa.recipes.recipe_selection.ship_decision` then decides per variant.
 
 ``python -m spips_pyiqa.recipes.human_heads`` (``make heads``) writes the shipped heads with this
 provenance; ``python -m spips_pyiqa benchmark --only human-heads`` the tables and curves.
@@ -36,73 +40,53 @@ import argparse
 import copy
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats
-from tqdm import tqdm
 
 from spips_pyiqa.archs.checkpoint import save_heads
-from spips_pyiqa.archs.groups import GROUPS
 from spips_pyiqa.archs.quality_heads import QualityHeads
 from spips_pyiqa.archs.spips_arch import SPIPS, default_heads_path
-from spips_pyiqa.data.image_io import load_image
-from spips_pyiqa.data.live_dev import default_live_dev, read_live_dev
-from spips_pyiqa.data.mos_prepare import MosRow
-from spips_pyiqa.losses.mos_losses import HeadsPrior, pairwise_preference_loss
+from spips_pyiqa.data.live_dev import HUMAN_DATA, REPO_ROOT, default_human_data, read_human_data
 from spips_pyiqa.metric_configs import HUMAN_TRAINED, LABEL_FREE, VARIANTS as METRIC_VARIANTS
+from spips_pyiqa.metrics.grouped_cv import Pooled, grouped_folds, pooled
+from spips_pyiqa.recipes.heads_features import Features, cached_features, scores
+from spips_pyiqa.recipes.linear_heads import Batch, stacked_means, train_batch
+from spips_pyiqa.recipes.recipe_selection import Choice, Evaluation, choose, ship_decision, summarise
 
 __all__ = [
+    'FEATURE_CACHE',
+    'PROTOCOL',
     'UNTRAINED',
     'VARIANTS',
     'CVReport',
-    'CVResult',
-    'Features',
+    'Protocol',
     'Recipe',
     'build_human_heads',
     'candidate_recipes',
-    'cross_validate',
     'cross_validation_report',
-    'nested_scene_cv',
-    'pooled_features',
-    'select_recipe',
+    'evaluate',
+    'nested_cv',
     'train_heads',
 ]
 
 #: The variants this recipe makes heads for, with their backbone and groups (from the variants table).
 VARIANTS = {name: (v.net, v.groups) for name, v in METRIC_VARIANTS.items() if v.human_trained}
-
-
-@dataclass(frozen=True)
-class Features:
-    """Per image, the channel means of every distance map, and what people said of it.
-
-    Attributes:
-        means: per group, per map, a tensor :math:`(N, C_m)`.
-        badness: human score oriented as a distance (DMOS), :math:`(N,)`.
-        scenes, distortions, names: per image.
-    """
-
-    means: dict[str, list[torch.Tensor]]
-    badness: np.ndarray
-    scenes: tuple[str, ...]
-    distortions: tuple[str, ...]
-    names: tuple[str, ...]
-
-    def select_groups(self, groups: Sequence[str]) -> 'Features':
-        return Features({g: self.means[g] for g in groups}, self.badness, self.scenes, self.distortions, self.names)
+#: Where ``make heads`` and the benchmark keep the pooled features (keyed, see heads_features).
+FEATURE_CACHE = REPO_ROOT / 'benchmark_results' / 'cache' / 'features'
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """How heads learn: which parts, from which pairs, how strongly held to their start.
+    r"""How heads learn: which parts, from which pairs, with which loss, how strongly held to their start.
 
     Attributes:
         learn: parts that learn: ``'fusion'`` and/or group names; empty: no training (label-free).
         within_scene: compare only images of the same scene.
         prior: strength :math:`\alpha` of :class:`~spips_pyiqa.losses.mos_losses.HeadsPrior`.
+        linear: weight of pyiqa's ``plcc_loss`` (1 - Pearson) / 2 beside the pairwise loss.
         lr, epochs: full-batch Adam.
         temperature: :math:`\tau` of the pairwise loss, relative to the spread of the starting
             heads' scores on the training images.
@@ -111,6 +95,7 @@ class Recipe:
     learn: tuple[str, ...] = ()
     within_scene: bool = False
     prior: float = 0.0
+    linear: float = 0.0
     lr: float = 0.05
     epochs: int = 100
     temperature: float = 0.5
@@ -120,62 +105,82 @@ class Recipe:
         if not self.learn:
             return 'label-free'
         pairs = 'scene pairs' if self.within_scene else 'all pairs'
-        return f'learn {"+".join(self.learn)}; {pairs}; prior {self.prior:g}'
+        loss = f' + {self.linear:g} linear' if self.linear else ''
+        return f'learn {"+".join(self.learn)}; {pairs}{loss}; prior {self.prior:g}'
+
+    @property
+    def conservative_rank(self) -> tuple:
+        """Lower = more conservative: fewer parts learning, then a stronger prior, then the plain
+        loss, then all pairs."""
+        return len(self.learn), -self.prior, self.linear > 0, self.within_scene
 
 
 UNTRAINED = Recipe()
+#: Prior strengths per kind of recipe: the every-head recipes move ~1,150 LPIPS weights fit on
+#: ~150k BAPPS judgments, so they get only strong priors.
+PRIORS = {'fusion': (1.0, 0.1, 0.01, 0.0), 'traditional': (1.0, 0.1), 'heads': (10.0, 1.0)}
 
 
 def candidate_recipes(groups: Sequence[str]) -> list[Recipe]:
-    """The recipes cross-validation chooses from for a variant with ``groups``: what learns (the 3
-    fusion weights; + the 7 traditional weights; every head), from which pairs, and for the ~1,150
-    weights of every head, how strongly they are held to their start."""
-    parts = [('fusion',), ('fusion', 'traditional'), ('fusion', *groups)]
-    parts = [p for p in dict.fromkeys(parts) if set(p) - {'fusion'} <= set(groups)]
+    """The recipes cross-validation chooses from for a variant with ``groups``, label-free first:
+    what learns (the fusion weights; + the 7 traditional weights; every head), each with its
+    priors (:data:`PRIORS`), from all pairs with and without the linear term; and the v0.2
+    recipe (fusion + traditional, same-scene pairs, no prior) for comparison."""
+    parts = {'fusion': ('fusion',), 'traditional': ('fusion', 'traditional'), 'heads': ('fusion', *groups)}
     recipes = [UNTRAINED]
-    for learn in parts:
-        priors = (0.0, 0.01, 0.1) if len(learn) > 2 else (0.0,)
-        for within in (False, True):
-            recipes += [Recipe(learn=learn, within_scene=within, prior=prior) for prior in priors]
+    for kind, learn in parts.items():
+        if kind == 'traditional' and 'traditional' not in groups:
+            continue
+        recipes += [Recipe(learn, prior=prior, linear=linear) for prior in PRIORS[kind] for linear in (0.0, 1.0)]
+    if 'traditional' in groups:
+        recipes.append(Recipe(('fusion', 'traditional'), within_scene=True))
     return recipes
 
 
-# --------------------------------------------------------------------------------------------
-# features and scores
-# --------------------------------------------------------------------------------------------
-@torch.no_grad()
-def pooled_features(net: SPIPS, rows: Sequence[MosRow], root: Path, progress: str = '') -> Features:
-    """Channel means of every distance map of each row's (distorted, reference) pair."""
-    means: dict[str, list[list[torch.Tensor]]] = {}
-    for row in tqdm(rows, desc=progress or None, disable=not progress):
-        maps = net.distance_maps(load_image(Path(root) / row.dist), load_image(Path(root) / row.ref))
-        for group, group_maps in maps.items():
-            per_map = means.setdefault(group, [[] for _ in group_maps])
-            for store, m in zip(per_map, group_maps):
-                store.append(m.mean(dim=(2, 3)))
-    return Features(
-        means={g: [torch.cat(store) for store in per_map] for g, per_map in means.items()},
-        badness=np.array([row.mos for row in rows], dtype=np.float64),
-        scenes=tuple(row.scene for row in rows),
-        distortions=tuple(row.distortion for row in rows),
-        names=tuple(row.dist for row in rows),
-    )
+@dataclass(frozen=True)
+class Protocol:
+    """Folds, seeds and bootstrap of the cross-validation.
+
+    Attributes:
+        folds, seeds: grouped K-fold by scene, repeated once per seed (the scene estimate).
+        inner_folds, inner_seeds: the same inside each outer fold of :func:`nested_cv`.
+        nested_seed: the outer folds of :func:`nested_cv`.
+        samples, level: bootstrap over scenes of :func:`~spips_pyiqa.recipes.recipe_selection.choose`.
+    """
+
+    folds: int = 5
+    seeds: tuple[int, ...] = (0, 1)
+    inner_folds: int = 3
+    inner_seeds: tuple[int, ...] = (0,)
+    nested_seed: int = 0
+    samples: int = 1000
+    level: float = 0.95
 
 
-def scores(heads: QualityHeads, features: Features, index: Sequence[int]) -> torch.Tensor:
-    """SPIPS of the images ``index`` from their channel means (1x1 maps), shape :math:`(n,)`."""
-    index = torch.as_tensor(index, dtype=torch.long)
-    maps = {g: [m[index][:, :, None, None] for m in ms] for g, ms in features.means.items() if g in heads.heads}
-    return heads(maps)[0].reshape(-1)
-
-
-def _srcc(x, y) -> float:
-    return float(stats.spearmanr(x, y).statistic)
+PROTOCOL = Protocol()
 
 
 # --------------------------------------------------------------------------------------------
 # training
 # --------------------------------------------------------------------------------------------
+def _batch(recipes: Sequence[Recipe], train: np.ndarray) -> Batch:
+    """The recipes as one :class:`~spips_pyiqa.recipes.linear_heads.Batch` (those that learn must
+    share lr, epochs and temperature; label-free ones learn nothing and go along)."""
+    learning = [r for r in recipes if r.learn] or list(recipes)
+    first = learning[0]
+    if any((r.lr, r.epochs, r.temperature) != (first.lr, first.epochs, first.temperature) for r in learning):
+        raise ValueError('recipes trained together must share lr, epochs and temperature')
+    return Batch(train, [r.learn for r in recipes], [r.within_scene for r in recipes], [r.prior for r in recipes],
+                 [r.linear for r in recipes], first.temperature, first.lr, first.epochs)
+
+
+def _masks(index_sets: Sequence[Sequence[int]], n: int) -> np.ndarray:
+    mask = np.zeros((len(index_sets), n), dtype=bool)
+    for row, index in enumerate(index_sets):
+        mask[row, list(index)] = True
+    return mask
+
+
 def train_heads(
     start: QualityHeads,
     features: Features,
@@ -185,123 +190,99 @@ def train_heads(
 ) -> tuple[QualityHeads, list[dict[str, float]]]:
     """Train a copy of ``start`` on the images ``index``; return it and the per-epoch curve.
 
-    After training, the heads are rescaled to the starting heads' mean score on ``index``
-    (:func:`_keep_scale`). The curve has the training loss and, when ``monitor`` (held-out images)
-    is given, their SRCC.
+    Trained in the linear form of :func:`~spips_pyiqa.recipes.linear_heads.train_batch`, then
+    written into a copy of ``start`` with every head weight rescaled by one factor so that the mean
+    score on ``index`` is the starting heads' (one global factor: no ranking or correlation
+    changes; SPIPS keeps its range, and models of different folds stay comparable). The curve has
+    the training loss and, when ``monitor`` (held-out images) is given, their SRCC.
     """
     heads = copy.deepcopy(start)
-    curve: list[dict[str, float]] = []
     if not recipe.learn:
-        return heads, curve
-    parts = {'fusion': heads.fusion, **heads.heads}
-    for name, module in parts.items():
-        module.requires_grad_(name in recipe.learn)
-    prior = HeadsPrior(heads, recipe.prior) if recipe.prior else None
-    optimizer = torch.optim.Adam([p for p in heads.parameters() if p.requires_grad], lr=recipe.lr)
-    target = torch.as_tensor(features.badness[list(index)])
-    groups = torch.as_tensor([sorted(set(features.scenes)).index(features.scenes[i]) for i in index])
-    with torch.no_grad():
-        start_scores = scores(heads, features, index)
-    temperature = recipe.temperature * start_scores.std()
-    for epoch in range(recipe.epochs + 1):
-        with torch.enable_grad():
-            loss = pairwise_preference_loss(
-                scores(heads, features, index), target, temperature,
-                groups if recipe.within_scene else None,
-            )
-            total = loss + prior(heads) if prior is not None else loss
-        point = {'epoch': epoch, 'loss': float(loss.detach())}
-        if monitor is not None:
-            with torch.no_grad():
-                point['held-out SRCC'] = _srcc(scores(heads, features, monitor), features.badness[list(monitor)])
-        curve.append(point)
-        if epoch == recipe.epochs:
-            break
-        optimizer.zero_grad()
-        total.backward()
-        optimizer.step()
-        heads.clamp_weights()
-    heads.requires_grad_(False)
-    _keep_scale(heads, start_scores.mean(), features, index)
-    return heads, curve
-
-
-@torch.no_grad()
-def _keep_scale(heads: QualityHeads, start_mean: torch.Tensor, features: Features, index: Sequence[int]) -> None:
-    """Scale every head weight by one factor so the mean score on the training images is
-    ``start_mean``, the starting heads' (one global factor: no ranking or correlation changes; SPIPS keeps its range,
-    and models of different folds stay comparable)."""
-    factor = start_mean / scores(heads, features, index).mean().clamp_min(1e-12)
-    for head in heads.heads.values():
-        for conv in head.convs:
-            conv.weight.mul_(factor)
-
-
-def folds(features: Features, by: str, subset: Sequence[int] | None = None) -> list[tuple[str, list[int], list[int]]]:
-    """``(held-out name, train indices, test indices)`` leaving one scene or distortion type out."""
-    keys = features.scenes if by == 'scene' else features.distortions
-    subset = list(range(len(keys))) if subset is None else list(subset)
-    names = sorted({keys[i] for i in subset})
-    return [(n, [i for i in subset if keys[i] != n], [i for i in subset if keys[i] == n]) for n in names]
-
-
-@dataclass
-class CVResult:
-    """Held-out SRCC per fold, the out-of-fold predictions, and each fold's training curve."""
-
-    fold_srcc: dict[str, float]
-    predictions: np.ndarray
-    curves: dict[str, list[dict[str, float]]] = field(default_factory=dict)
-
-    @property
-    def mean_srcc(self) -> float:
-        return float(np.mean(list(self.fold_srcc.values())))
-
-
-def cross_validate(start: QualityHeads, features: Features, recipe: Recipe, by: str,
-                   subset: Sequence[int] | None = None, curves: bool = False) -> CVResult:
-    """Leave-one-``by``-out (``'scene'`` or ``'distortion'``) cross-validation of a recipe;
-    ``curves``: also record each fold's held-out SRCC per epoch."""
-    predictions = np.full(len(features.badness), np.nan)
-    result = CVResult({}, predictions)
-    for name, train, test in folds(features, by, subset):
-        heads, curve = train_heads(start, features, train, recipe, monitor=test if curves else None)
-        with torch.no_grad():
-            predictions[test] = scores(heads, features, test).numpy()
-        result.fold_srcc[name] = _srcc(predictions[test], features.badness[test])
-        result.curves[name] = curve
-    return result
-
-
-def select_recipe(start: QualityHeads, features: Features, candidates: Sequence[Recipe],
-                  subset: Sequence[int] | None = None) -> tuple[Recipe, dict[Recipe, float]]:
-    """The candidate with the best mean held-out SRCC over scene and distortion folds of ``subset``."""
-    criterion = {}
-    for recipe in candidates:
-        per_fold = [
-            srcc for by in ('scene', 'distortion')
-            for srcc in cross_validate(start, features, recipe, by, subset).fold_srcc.values()
-        ]
-        criterion[recipe] = float(np.mean(per_fold))
-    return max(candidates, key=lambda r: (criterion[r], -candidates.index(r))), criterion
-
-
-def nested_scene_cv(start: QualityHeads, features: Features, candidates: Sequence[Recipe]) -> tuple[CVResult, dict[str, Recipe]]:
-    """Leave-one-scene-out estimate of the whole procedure: choose on the training scenes only."""
-    predictions = np.full(len(features.badness), np.nan)
-    result, chosen = CVResult({}, predictions), {}
-    for name, train, test in folds(features, 'scene'):
-        recipe, _ = select_recipe(start, features, candidates, subset=train)
-        heads, _ = train_heads(start, features, train, recipe)
-        with torch.no_grad():
-            predictions[test] = scores(heads, features, test).numpy()
-        result.fold_srcc[name] = _srcc(predictions[test], features.badness[test])
-        chosen[name] = recipe
-    return result, chosen
+        return heads, []
+    n = len(features.badness)
+    x = stacked_means(features.means, list(heads.heads))
+    held = _masks([monitor], n) if monitor is not None else None
+    model, factors, curve = train_batch(start, x, features.badness, features.scenes,
+                                        _batch([recipe], _masks([index], n)), held)
+    model.write(heads, 0, float(factors[0]))
+    return heads, [{k: (v if k == 'epoch' else float(v[0])) for k, v in point.items()} for point in curve]
 
 
 # --------------------------------------------------------------------------------------------
-# shipping
+# out-of-fold predictions
+# --------------------------------------------------------------------------------------------
+def distortion_folds(features: Features, subset: Sequence[int]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(held-out type, train, test)`` leaving one distortion type of ``subset`` out (none when
+    ``subset`` has a single type)."""
+    subset = np.asarray(list(subset), dtype=int)
+    kinds = np.asarray(features.distortions)[subset]
+    if len(set(kinds)) < 2:
+        return []
+    return [(str(k), subset[kinds != k], subset[kinds == k]) for k in sorted(set(kinds))]
+
+
+def evaluate(start: QualityHeads, features: Features, recipes: Sequence[Recipe], subset: Sequence[int] | None = None,
+             folds: int = PROTOCOL.folds, seeds: Sequence[int] = PROTOCOL.seeds, curves: bool = False) -> list[Evaluation]:
+    """Out-of-fold predictions of each recipe on ``subset`` (default all): grouped ``folds``-fold
+    by scene once per seed, and every distortion fold, all models trained in one batch.
+    ``curves``: record each scene fold's training curve with its held-out SRCC (first seed)."""
+    n = len(features.badness)
+    subset = np.arange(n) if subset is None else np.asarray(list(subset), dtype=int)
+    k = min(folds, len({features.scenes[i] for i in subset}))
+    splits = [(row, f, np.setdiff1d(subset, test), test)
+              for row, seed in enumerate(seeds) for f, test in enumerate(grouped_folds(features.scenes, k, seed, subset))]
+    splits += [(None, kind, train, test) for kind, train, test in distortion_folds(features, subset)]
+    jobs = [(recipe, split) for recipe in recipes for split in splits]
+    x = stacked_means(features.means, list(start.heads))
+    test_mask = _masks([split[3] for _, split in jobs], n)
+    model, factors, curve = train_batch(start, x, features.badness, features.scenes,
+                                        _batch([r for r, _ in jobs], _masks([split[2] for _, split in jobs], n)),
+                                        test_mask if curves else None)
+    with torch.no_grad():
+        predictions = (model(x) * factors[:, None]).numpy().astype(np.float64)
+    out = {r: Evaluation(r, subset, np.full((len(seeds), n), np.nan), {}) for r in recipes}
+    for row, (recipe, (seed_row, fold, _, test)) in enumerate(jobs):
+        evaluation = out[recipe]
+        if seed_row is not None:
+            evaluation.scene[seed_row, test] = predictions[row, test]
+            if curves and seed_row == 0:
+                evaluation.curves[f'fold {fold + 1}'] = [
+                    {'epoch': p['epoch'], 'loss': float(p['loss'][row]), 'held-out SRCC': float(p['held-out SRCC'][row])}
+                    for p in curve]
+        else:
+            evaluation.distortion[fold] = np.where(test_mask[row], predictions[row], np.nan)
+    return [out[r] for r in recipes]
+
+
+def select(start: QualityHeads, features: Features, candidates: Sequence[Recipe], subset: Sequence[int] | None = None,
+           protocol: Protocol = PROTOCOL, inner: bool = False) -> tuple[Choice, list[Evaluation]]:
+    """Evaluate every candidate on ``subset`` and let :func:`~spips_pyiqa.recipes.recipe_selection.choose`
+    decide; ``inner``: with the inner folds and seeds of ``protocol``."""
+    folds, seeds = (protocol.inner_folds, protocol.inner_seeds) if inner else (protocol.folds, protocol.seeds)
+    evaluations = evaluate(start, features, candidates, subset, folds, seeds)
+    return choose(evaluations, features.badness, features.scenes, features.distortions, protocol.samples,
+                  protocol.level), evaluations
+
+
+def nested_cv(start: QualityHeads, features: Features, candidates: Sequence[Recipe],
+              protocol: Protocol = PROTOCOL, say=lambda line: None) -> tuple[np.ndarray, dict[str, Recipe]]:
+    """Held-out predictions of the whole procedure: grouped scene folds; in each, the recipe is
+    chosen (:func:`select`, inner folds) on the training scenes alone, trained on them and scores
+    the held-out scenes. Returns the predictions :math:`(N,)` and the choice of each outer fold."""
+    prediction, choices = np.full(len(features.badness), np.nan), {}
+    for k, test in enumerate(grouped_folds(features.scenes, protocol.folds, protocol.nested_seed)):
+        train = np.setdiff1d(np.arange(len(features.badness)), test)
+        choice, _ = select(start, features, candidates, train, protocol, inner=True)
+        heads, _ = train_heads(start, features, train, choice.chosen)
+        with torch.no_grad():
+            prediction[test] = scores(heads, features, test).numpy()
+        choices[', '.join(sorted({features.scenes[i] for i in test}))] = choice.chosen
+        say(f'  nested fold {k + 1}/{protocol.folds}: chose {choice.chosen.name}')
+    return prediction, choices
+
+
+# --------------------------------------------------------------------------------------------
+# the report and the shipped heads
 # --------------------------------------------------------------------------------------------
 def label_free_start(net: str, groups: Sequence[str]) -> QualityHeads:
     """The shipped label-free heads of a variant (start point of every recipe)."""
@@ -310,92 +291,149 @@ def label_free_start(net: str, groups: Sequence[str]) -> QualityHeads:
 
 @dataclass
 class CVReport:
-    """Everything cross-validation says about one variant (the tables print it)."""
+    """Everything cross-validation says about one variant (the tables print it).
+
+    Attributes:
+        choice: the protocol's choice on all 17 scenes (:class:`~spips_pyiqa.recipes.recipe_selection.Choice`).
+        evaluations: per candidate, its out-of-fold predictions.
+        label_free_scores: the label-free heads' score of every image :math:`(N,)`.
+        nested: the nested procedure's held-out predictions :math:`(N,)`; nested_choices per outer fold.
+        curves: the chosen recipe's training curves on the scene folds of the first seed.
+    """
 
     variant: str
-    recipe: Recipe
-    criterion: dict[Recipe, float]
-    label_free: dict[str, CVResult]
-    chosen: dict[str, CVResult]
-    nested: CVResult
+    choice: Choice
+    evaluations: list[Evaluation]
+    label_free_scores: np.ndarray
+    nested: np.ndarray
     nested_choices: dict[str, Recipe]
+    badness: np.ndarray
+    curves: dict[str, list[dict[str, float]]]
+
+    @property
+    def recipe(self) -> Recipe:
+        return self.choice.chosen
+
+    @property
+    def nested_pooled(self) -> Pooled:
+        return pooled(self.nested, self.badness)
+
+    @property
+    def label_free_pooled(self) -> Pooled:
+        return pooled(self.label_free_scores, self.badness)
+
+    @property
+    def decision(self) -> tuple[bool, str]:
+        """:func:`~spips_pyiqa.recipes.recipe_selection.ship_decision` for the chosen recipe
+        (never ships when label-free is chosen)."""
+        if self.recipe == UNTRAINED:
+            return False, 'label-free stays: the protocol chose the label-free heads'
+        chosen, label_free = self.choice.summaries[self.recipe], self.choice.summaries[UNTRAINED]
+        return ship_decision(self.nested_pooled, self.label_free_pooled, chosen.distortion, label_free.distortion)
 
     @property
     def ships(self) -> bool:
-        """Human-trained heads ship: chosen over label-free, and better on unseen scenes (nested)
-        and on unseen distortion types."""
-        return (self.recipe != UNTRAINED
-                and self.nested.mean_srcc > self.label_free['scene'].mean_srcc
-                and self.chosen['distortion'].mean_srcc > self.label_free['distortion'].mean_srcc)
+        return self.decision[0]
 
 
-def cross_validation_report(variant: str, features: Features) -> CVReport:
-    """Choose a recipe for ``variant`` and cross-validate the choice (see the module docstring)."""
+def cross_validation_report(variant: str, features: Features, protocol: Protocol = PROTOCOL,
+                            say=lambda line: None) -> CVReport:
+    """Choose a recipe for ``variant`` and estimate the procedure (see the module docstring);
+    ``say`` gets a line per step."""
     net, groups = VARIANTS[variant]
     features = features.select_groups(groups)
     start = label_free_start(net, groups)
     candidates = candidate_recipes(groups)
-    recipe, criterion = select_recipe(start, features, candidates)
-    nested, choices = nested_scene_cv(start, features, candidates)
-    return CVReport(
-        variant, recipe, criterion,
-        label_free={by: cross_validate(start, features, UNTRAINED, by) for by in ('scene', 'distortion')},
-        chosen={by: cross_validate(start, features, recipe, by, curves=True) for by in ('scene', 'distortion')},
-        nested=nested, nested_choices=choices,
-    )
+    choice, evaluations = select(start, features, candidates, protocol=protocol)
+    say(f'{variant}: {len(candidates)} candidates evaluated; best {choice.best.name}; chosen {choice.chosen.name}')
+    nested, nested_choices = nested_cv(start, features, candidates, protocol, say)
+    with torch.no_grad():
+        label_free_scores = scores(start, features, range(len(features.badness))).numpy()
+    curves = (evaluate(start, features, [choice.chosen], None, protocol.folds, protocol.seeds[:1], curves=True)[0].curves
+              if choice.chosen.learn else {})
+    return CVReport(variant, choice, evaluations, label_free_scores, nested, nested_choices, features.badness, curves)
 
 
-def build_human_heads(report: CVReport, features: Features) -> tuple[QualityHeads, dict]:
+def build_human_heads(report: CVReport, features: Features, protocol: Protocol = PROTOCOL) -> tuple[QualityHeads, dict]:
     """Train the report's recipe on all images; return the heads and their provenance ``meta``."""
     net, groups = VARIANTS[report.variant]
     features = features.select_groups(groups)
     heads, curve = train_heads(label_free_start(net, groups), features, range(len(features.badness)), report.recipe)
+    chosen = report.choice.summaries[report.recipe]
+    scenes, kinds = sorted(set(features.scenes)), sorted(set(features.distortions))
     meta = {
         'net': net, 'groups': list(groups), 'version': HUMAN_TRAINED,
         'provenance': (
-            f'human-trained on live_dev (LIVE Release 2 subset: {len(features.badness)} images, '
-            f'{len(set(features.scenes))} scenes, distortions {sorted(set(features.distortions))}, DMOS), '
-            f'starting from the label-free v0.1 heads; recipe chosen by leave-one-scene/distortion-out '
-            f'CV: {report.recipe.name}'
+            f'human-trained on {" + ".join(HUMAN_DATA)} (LIVE Release 2 subsets: {len(features.badness)} images, '
+            f'{len(scenes)} scenes, distortions {kinds}, DMOS), starting from the label-free v{LABEL_FREE} heads; '
+            f'recipe chosen by grouped {protocol.folds}-fold scene CV x {len(protocol.seeds)} seeds and distortion '
+            f'folds (pooled SRCC and plain PLCC, bootstrap over scenes): {report.recipe.name}'
         ),
         'training': {
-            'data': 'live_dev', 'n': len(features.badness), 'scenes': sorted(set(features.scenes)),
-            'distortions': sorted(set(features.distortions)),
-            'loss': 'pairwise Bradley-Terry (PairwisePreferenceLoss)', 'recipe': asdict(report.recipe),
-            'final_loss': curve[-1]['loss'],
+            'data': list(HUMAN_DATA), 'n': len(features.badness), 'scenes': scenes, 'distortions': kinds,
+            'loss': 'pairwise Bradley-Terry (PairwisePreferenceLoss)'
+                    + (f' + {report.recipe.linear:g} x pyiqa plcc_loss' if report.recipe.linear else ''),
+            'recipe': asdict(report.recipe), 'final_loss': curve[-1]['loss'], 'protocol': asdict(protocol),
         },
         'cv': {
-            'nested_scene_srcc': report.nested.fold_srcc,
-            'held_out_predictions': dict(zip(features.names, map(float, report.nested.predictions))),
-            'label_free_scene_srcc': report.label_free['scene'].fold_srcc,
-            'distortion_srcc': report.chosen['distortion'].fold_srcc,
-            'label_free_distortion_srcc': report.label_free['distortion'].fold_srcc,
+            'nested_pooled': asdict(report.nested_pooled),
+            'label_free_pooled': asdict(report.label_free_pooled),
+            'scene_folds_pooled': asdict(chosen.scene),
+            'distortion_folds': {k: asdict(p) for k, p in chosen.distortion.items()},
+            'label_free_distortion_folds': {k: asdict(p) for k, p in report.choice.summaries[UNTRAINED].distortion.items()},
+            'held_out_predictions': dict(zip(features.names, map(float, report.nested))),
             'nested_choices': {k: r.name for k, r in report.nested_choices.items()},
+            'decision': report.decision[1],
         },
     }
     return heads, meta
 
 
+def summary_line(report: CVReport) -> str:
+    """One line per variant: the choice, the nested estimate against label-free, the decision."""
+    n, lf = report.nested_pooled, report.label_free_pooled
+    return (f'{report.variant}: chosen {report.recipe.name}; nested pooled SRCC {n.srcc:.3f} (label-free '
+            f'{lf.srcc:.3f}), plain PLCC {n.plcc:.3f} ({lf.plcc:.3f}); {report.decision[1]}')
+
+
+def reports(variants: Sequence[str], roots: Sequence[Path] | None = None, cache: Path | None = FEATURE_CACHE,
+            protocol: Protocol = PROTOCOL, say=print) -> tuple[list[CVReport], dict[str, Features]]:
+    """:func:`cross_validation_report` of each variant on the human data (features per backbone,
+    through the cache)."""
+    root, rows = read_human_data(roots)
+    features: dict[str, Features] = {}
+    out = []
+    for variant in variants:
+        net = VARIANTS[variant][0]
+        if net not in features:
+            features[net] = cached_features(net, rows, root, cache, progress=f'features {net}')
+        out.append(cross_validation_report(variant, features[net], protocol, say))
+        say(summary_line(out[-1]))
+    return out, features
+
+
+def write_shipped_heads(report: CVReport, features: Features) -> str:
+    """Write (or, where the ship rule refuses, remove) the v``HUMAN_TRAINED`` heads of a variant."""
+    net, groups = VARIANTS[report.variant]
+    path = default_heads_path(net, groups, HUMAN_TRAINED)
+    if not report.ships:
+        path.unlink(missing_ok=True)
+        return f'{report.variant}: {report.decision[1]}; label-free v{LABEL_FREE} is the default'
+    heads, meta = build_human_heads(report, features)
+    save_heads(heads, path, meta)
+    return f'{report.variant}: wrote {path.name} ({meta["provenance"]})'
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m spips_pyiqa.recipes.human_heads', description=__doc__.split('\n')[0])
-    parser.add_argument('--live-dev', type=Path, default=default_live_dev())
+    parser.add_argument('--data', type=Path, nargs='+', default=default_human_data(),
+                        help=f'human-scored folders, each with scores.csv (default: {", ".join(HUMAN_DATA)} in ../shared/data)')
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument('--cache', type=Path, default=FEATURE_CACHE, help='pooled-feature cache (default: %(default)s)')
     args = parser.parse_args(argv)
-    rows = read_live_dev(args.live_dev)
-    cache: dict[str, Features] = {}
-    for variant in args.variants:
-        net, groups = VARIANTS[variant]
-        if net not in cache:
-            cache[net] = pooled_features(SPIPS(net).eval(), rows, args.live_dev, progress=f'features {net}')
-        report = cross_validation_report(variant, cache[net])
-        path = default_heads_path(net, groups, HUMAN_TRAINED)
-        if not report.ships:
-            path.unlink(missing_ok=True)
-            print(f'{variant}: CV does not support human-trained heads; label-free v0.1 stays the default')
-            continue
-        heads, meta = build_human_heads(report, cache[net])
-        save_heads(heads, path, meta)
-        print(f'{variant}: wrote {path.name} ({meta["provenance"]})')
+    found, features = reports(args.variants, args.data, args.cache)
+    for report in found:
+        print(write_shipped_heads(report, features[VARIANTS[report.variant][0]]))
     return 0
 
 
