@@ -24,8 +24,8 @@ SIZE = 64
 
 @pytest.fixture(scope='module')
 def zero_weights():
-    """The shipped default (v0.2) heads: four traditional weights are exactly 0."""
-    model = SPIPS()
+    """The v0.2 heads (loadable by version): four traditional weights are exactly 0."""
+    model = SPIPS(heads_version='0.2')
     assert model.quality.heads['traditional'].weight_signs().nonzero[0] == (False,) * 4 + (True,) * 3
     return model
 
