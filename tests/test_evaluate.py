@@ -22,6 +22,7 @@ from PIL import Image
 from spips_pyiqa.benchmark.synthetic_bapps import make_synthetic_bapps
 from spips_pyiqa.data.bapps_prepare import JND_CATEGORIES, VAL_2AFC_CATEGORIES
 from spips_pyiqa.cli.prepare_bapps import cli as prepare_cli
+from spips_pyiqa.metric_configs import VARIANTS
 from spips_pyiqa.metrics.bapps_scores import score_2afc_category, score_jnd_category
 from spips_pyiqa.cli.evaluate import cli
 from spips_pyiqa.evaluation.bapps import load_options, metric_distances
@@ -202,9 +203,10 @@ def test_unknown_or_no_reference_metric(bapps_root, tmp_path, capsys, metric, me
 
 def test_shipped_checkpoint_reproduces_the_default_spips(bapps_root, results, tmp_path):
     """The default heads given as pretrained_model_path: same numbers, file named after them."""
-    checkpoint = REPO / 'spips_pyiqa' / 'archs' / 'pretrained' / 'spips_alex_v0.2.pth'
+    name = VARIANTS['spips'].heads_file()
+    checkpoint = REPO / 'spips_pyiqa' / 'archs' / 'pretrained' / name
     assert _run(bapps_root, tmp_path, '--pretrained-model-path', str(checkpoint)) == 0
-    assert _read_rows(tmp_path / 'bapps_spips_spips_alex_v0.2.csv') == results['spips'][0]
+    assert _read_rows(tmp_path / f'bapps_spips_{name.removesuffix(".pth")}.csv') == results['spips'][0]
 
 
 @pytest.mark.slow
