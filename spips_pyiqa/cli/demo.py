@@ -2,7 +2,9 @@
 
 Writes ref.png (scikit-image's astronaut), target_jpeg.png and target_noise.png (JPEG quality 10
 and Gaussian noise sigma 0.1) and their SPIPS quality maps into --out, then prints their scores by
-pyiqa.create_metric('spips') next to LPIPS and DISTS.
+pyiqa.create_metric('spips') next to LPIPS and DISTS. pyiqa's LPIPS and DISTS build torchvision's
+models, which need torchvision-named backbone files offline: the demo runs them in this package's
+private torch hub (spips_pyiqa.utils.weights.use_private_hub), never in the user's.
 """
 
 from pathlib import Path
@@ -15,7 +17,7 @@ from PIL import Image
 from spips_pyiqa.cli.arguments import command_parser, run_command
 from spips_pyiqa.data.distortions import distort, photo
 from spips_pyiqa.data.image_io import save_heat_map
-from spips_pyiqa.utils.weights import MissingWeightsError
+from spips_pyiqa.utils.weights import FetchError, MissingWeightsError, use_private_hub
 
 
 def _save_png(image: torch.Tensor, path: Path) -> Path:
@@ -30,6 +32,7 @@ def _demo(args) -> None:
     from spips_pyiqa import register
 
     register()
+    use_private_hub()
     args.out.mkdir(parents=True, exist_ok=True)
     ref = photo('astronaut')
     _save_png(ref, args.out / 'ref.png')
@@ -51,5 +54,5 @@ def cli(argv: List[str]) -> int:
     parser = command_parser('demo', __doc__)
     parser.add_argument('--out', type=Path, default=Path('spips_demo'),
                         help='folder the images and quality maps are written to (default: %(default)s)')
-    return run_command(parser, argv, _demo, (MissingWeightsError, OSError))
+    return run_command(parser, argv, _demo, (MissingWeightsError, FetchError, OSError))
 
