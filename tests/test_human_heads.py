@@ -183,14 +183,39 @@ def test_choice_and_ship_rule_refuse_a_recipe_that_wins_srcc_but_loses_plain_plc
     assert s[bends].scene.srcc > s[lf].scene.srcc and s[bends].scene.plcc < s[lf].scene.plcc
     choice = rs.choose(evaluations, badness, scenes, ['x'] * 60, samples=100)
     assert not choice.admissible[bends] and choice.chosen == lf
-    ships, reason = rs.ship_decision(s[bends].scene, s[lf].scene, {}, {})
+    clear = Pooled(60, 0.05, 0.05, float('nan'), float('nan'))  # gains above the noise
+    ships, reason = rs.ship_decision(s[bends].scene, s[lf].scene, {}, {}, clear)
     assert not ships and 'plain PLCC' in reason and 'SRCC' not in reason.replace('plain PLCC', '')
-    assert rs.ship_decision(Pooled(60, 0.9, 0.9, 0.9, 0.7), Pooled(60, 0.8, 0.8, 0.8, 0.6), {}, {})[0]
+    assert rs.ship_decision(Pooled(60, 0.9, 0.9, 0.9, 0.7), Pooled(60, 0.8, 0.8, 0.8, 0.6), {}, {}, clear)[0]
     # a distortion fold that loses in plain PLCC blocks shipping too
     worse = {'blur': Pooled(10, 0.95, 0.5, 0.9, 0.8)}
     better = {'blur': Pooled(10, 0.90, 0.6, 0.9, 0.8)}
-    ships, reason = rs.ship_decision(Pooled(60, 0.9, 0.9, 0.9, 0.7), Pooled(60, 0.8, 0.8, 0.8, 0.6), worse, better)
+    ships, reason = rs.ship_decision(Pooled(60, 0.9, 0.9, 0.9, 0.7), Pooled(60, 0.8, 0.8, 0.8, 0.6), worse, better, clear)
     assert not ships and 'blur' in reason
+
+
+def test_ship_rule_refuses_a_nested_gain_within_the_noise_of_the_scenes():
+    rng = np.random.default_rng(3)
+    scenes = [f's{i // 6}' for i in range(60)]
+    kinds = ['jpeg'] * 60
+    badness = rng.uniform(0, 10, 60)
+    label_free = badness + rng.normal(0, 3.0, 60)
+    # same scores with two items of one scene nudged toward DMOS: a real but tiny gain
+    tiny_gain = label_free.copy()
+    tiny_gain[:2] = badness[:2] + 0.1
+    clearly = badness + rng.normal(0, 0.5, 60)
+    low_tiny = rs.paired_gain_low(tiny_gain, label_free, badness, scenes, kinds, samples=300)
+    low_clear = rs.paired_gain_low(clearly, label_free, badness, scenes, kinds, samples=300)
+    assert low_clear.srcc > 0 and low_clear.plcc > 0
+    assert low_tiny.srcc <= 0 or low_tiny.plcc <= 0
+    assert rs.paired_gain_low(label_free, label_free, badness, scenes, kinds, samples=50).srcc == 0
+    n_tiny, n_base = rs.summarise(_evaluation(hh.Recipe(('fusion',)), tiny_gain), badness).scene, \
+        rs.summarise(_evaluation(hh.UNTRAINED, label_free), badness).scene
+    assert n_tiny.srcc > n_base.srcc and n_tiny.plcc > n_base.plcc  # it does beat label-free...
+    ships, reason = rs.ship_decision(n_tiny, n_base, {}, {}, low_tiny)
+    assert not ships and 'within the noise' in reason  # ...but not beyond the noise
+    assert rs.ship_decision(rs.summarise(_evaluation(hh.Recipe(('fusion',)), clearly), badness).scene, n_base, {}, {},
+                            low_clear)[0]
 
 
 def test_within_the_bootstrap_interval_the_more_conservative_recipe_wins():
@@ -316,6 +341,7 @@ def test_registered_heads_exist_and_state_their_provenance(name):
         cv = meta['cv']
         for statistic in ('srcc', 'plcc'):  # the ship rule held when these heads were written
             assert cv['nested_pooled'][statistic] > cv['label_free_pooled'][statistic]
+            assert cv['nested_gain_interval_low'][statistic] > 0
         for kind, fold in cv['distortion_folds'].items():
             for statistic in ('srcc', 'plcc'):
                 assert fold[statistic] >= cv['label_free_distortion_folds'][kind][statistic] - rs.DISTORTION_MARGIN

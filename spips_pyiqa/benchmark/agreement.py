@@ -127,7 +127,7 @@ def held_out_scores(metrics, dataset: LiveDev, scores: dict[str, np.ndarray]) ->
     """``scores`` with, for metrics trained on live_dev, their out-of-fold predictions instead.
 
     Their in-sample agreement is no evidence; the heads' ``meta['cv']['held_out_predictions']``
-    holds each image's score by heads that never saw its scene (nested leave-one-scene-out,
+    holds each image's score by heads that never saw its scene (nested grouped scene folds,
     :mod:`spips_pyiqa.recipes.human_heads`)."""
     out = dict(scores)
     for name, metric in metrics.items():
@@ -174,8 +174,8 @@ def live_dev_tables(metrics, dataset: LiveDev, corr, anchors: dict[str, float]) 
     ]
     trained_note = (
         'Rows marked `held out` learned from these very labels (human-trained heads): their numbers '
-        'are out-of-fold, each image scored by heads that never saw its scene (nested leave-one-scene-'
-        'out, benchmark_results/human_heads_cv.md), never in-sample. Every other row saw no live_dev '
+        'are out-of-fold, each image scored by heads that never saw its scene (nested grouped '
+        'scene folds, benchmark_results/human_heads_cv.md), never in-sample. Every other row saw no live_dev '
         'label (the label-free heads\' fusion rule was chosen between two candidates on live_dev: '
         'table default_heads).'
     )

@@ -6,7 +6,9 @@ protocol for every SPIPS variant with human-trained heads and writes
 * ``human_heads_cv.{md,csv}``: per variant, the label-free heads, the chosen recipe (scene and
   distortion folds) and the nested estimate of the whole procedure: pooled SRCC and pyiqa's plain
   PLCC with 95% bootstrap-over-scenes intervals, logistic-fit PLCC, KRCC, per distortion fold, and
-  the ship decision; pyiqa's ``lpips``, ``dists`` and ``vif`` on the same images for reference;
+  the ship decision; every other benchmarked metric (pyiqa's psnr, ssim, ms_ssim, vif, lpips,
+  lpips-vgg, dists, the label-free-only SPIPS variants) on the same images beside them: the
+  live_dev + live_jpeg_dev agreement table;
 * ``human_heads_per_scene.{md,csv}``: SRCC within each scene, label-free vs nested;
 * ``human_heads_candidates.{md,csv}``: every candidate recipe's pooled numbers, whether it is
   admissible and whether the bootstrap can tell it from the best;
@@ -24,6 +26,7 @@ import numpy as np
 
 from spips_pyiqa.benchmark.tables import Table
 from spips_pyiqa.data.live_dev import HUMAN_DATA
+from spips_pyiqa.metric_configs import LABEL_FREE_SUFFIX
 from spips_pyiqa.metrics.grouped_cv import Pooled, bootstrap_correlations, per_group_srcc, pooled, scene_bootstrap
 from spips_pyiqa.recipes.human_heads import PROTOCOL, UNTRAINED, CVReport, Protocol
 from spips_pyiqa.recipes.recipe_selection import Summary, criterion, scene_strata
@@ -85,8 +88,10 @@ def _notes(reports: list[CVReport], protocol: Protocol) -> list[str]:
         'the 14 JPEG-only scenes with replacement, keeping the data\'s design. The label-free rows use no label: '
         'every image scored by the shipped v0.1 heads.',
         '`ships`: human-trained heads become the default only where the nested pooled SRCC and plain PLCC both '
-        'beat label-free and no distortion fold of the chosen recipe loses to label-free in either '
-        '(recipes/recipe_selection.py, ship_decision).',
+        'beat label-free by more than the noise (the lower end of the 95% interval of the gain, a paired '
+        'stratified bootstrap over scenes, above 0 for both) and no distortion fold of the chosen recipe loses to '
+        'label-free in either (recipes/recipe_selection.py, ship_decision).',
+        '`pyiqa, no training` rows: every other metric of the benchmark on the same 121 images (no label used).',
     ]
 
 
@@ -243,13 +248,15 @@ def write_human_heads_tables(roots, metrics, cache, out: Path, say=print) -> lis
 def human_heads_tables(found: list[CVReport], roots, metrics, cache, out: Path, say=print) -> list[tuple[str, Table]]:
     """The tables (``stem, table``) of the reports ``found`` on the folders ``roots``; the curves
     figure and the pyiqa-format rows are written into ``out``. ``metrics`` (``name -> BenchMetric``):
-    its ``lpips``, ``dists`` and ``vif`` become reference rows, scored through the benchmark ``cache``."""
+    every one without a report (neither a reported variant nor its ``-label-free`` name) becomes a
+    reference row, scored through the benchmark ``cache``."""
     from spips_pyiqa.benchmark.agreement import live_dev_scores, load_human_data
     from spips_pyiqa.benchmark.leaderboard import write_leaderboard
     from spips_pyiqa.metrics.bapps_scores import to_distance
 
     dataset = load_human_data(roots)
-    baselines = {n: m for n, m in metrics.items() if n in ('lpips', 'dists', 'vif')}
+    reported = {name for r in found for name in (r.variant, r.variant + LABEL_FREE_SUFFIX)}
+    baselines = {n: m for n, m in metrics.items() if n not in reported}
     raw = live_dev_scores(baselines, dataset, cache)
     distances = {n: to_distance(raw[n], m.lower_better) for n, m in baselines.items()}
     scenes, distortions = [row.scene for row in dataset.rows], [row.distortion for row in dataset.rows]

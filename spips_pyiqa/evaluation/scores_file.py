@@ -8,7 +8,7 @@ modification time of both files when the row's scores were computed (its *stamp*
 metric cell: not computed for that pair. Scores keep float32 precision (9 significant digits).
 
 A stamp is one ``stat`` per file; a content hash would read every file again. Measured by
-``python tests/measure_resume_stamp.py`` on 1,000 pairs of 512 px PNGs (1 GiB, page cache warm, a
+``python -m spips_pyiqa.benchmark.resume_stamp`` on 1,000 pairs of 512 px PNGs (1 GiB, page cache warm, a
 busy 2-core machine): stamps 0.3 s, sha256 30 s, BLAKE2b 25 s, decoding the pairs 156 s. Hashing
 would add a fifth of the decoding to every resume, even one with nothing left to do; stamps add
 nothing measurable, so stamps it is.

@@ -26,7 +26,8 @@ data set: pooled SRCC and pyiqa's plain PLCC. :func:`~spips_pyiqa.recipes.recipe
 picks the winner (admissible: no loss to label-free anywhere; within the bootstrap-over-scenes
 interval of the best, the more conservative recipe wins). :func:`nested_cv` estimates the whole
 procedure: for each outer fold the choice is made on its training scenes alone.
-:func:`~spips_pyiqa.recipes.recipe_selection.ship_decision` then decides per variant.
+:func:`~spips_pyiqa.recipes.recipe_selection.ship_decision` then decides per variant (the nested
+gain over label-free must clear a paired bootstrap over scenes).
 
 ``python -m spips_pyiqa.recipes.human_heads`` (``make heads``) writes the shipped heads with this
 provenance; ``python -m spips_pyiqa benchmark --only human-heads`` the tables and curves.
@@ -54,7 +55,7 @@ from spips_pyiqa.metric_configs import HUMAN_TRAINED, LABEL_FREE, VARIANTS as ME
 from spips_pyiqa.metrics.grouped_cv import Pooled, grouped_folds, pooled
 from spips_pyiqa.recipes.heads_features import Features, cached_features, scores
 from spips_pyiqa.recipes.linear_heads import Batch, stacked_means, train_batch
-from spips_pyiqa.recipes.recipe_selection import Choice, Evaluation, choose, ship_decision, summarise
+from spips_pyiqa.recipes.recipe_selection import Choice, Evaluation, choose, paired_gain_low, ship_decision, summarise
 
 __all__ = [
     'FEATURE_CACHE',
@@ -145,7 +146,8 @@ class Protocol:
         folds, seeds: grouped K-fold by scene, repeated once per seed (the scene estimate).
         inner_folds, inner_seeds: the same inside each outer fold of :func:`nested_cv`.
         nested_seed: the outer folds of :func:`nested_cv`.
-        samples, level: bootstrap over scenes of :func:`~spips_pyiqa.recipes.recipe_selection.choose`.
+        samples, level: bootstrap over scenes of :func:`~spips_pyiqa.recipes.recipe_selection.choose` and
+            of the ship rule (:func:`~spips_pyiqa.recipes.recipe_selection.paired_gain_low`).
     """
 
     folds: int = 5
@@ -298,6 +300,8 @@ class CVReport:
         evaluations: per candidate, its out-of-fold predictions.
         label_free_scores: the label-free heads' score of every image :math:`(N,)`.
         nested: the nested procedure's held-out predictions :math:`(N,)`; nested_choices per outer fold.
+        gain_low: :func:`~spips_pyiqa.recipes.recipe_selection.paired_gain_low` of ``nested`` over
+            the label-free scores (the noise the ship rule asks the gain to clear).
         curves: the chosen recipe's training curves on the scene folds of the first seed.
     """
 
@@ -309,6 +313,7 @@ class CVReport:
     nested_choices: dict[str, Recipe]
     badness: np.ndarray
     curves: dict[str, list[dict[str, float]]]
+    gain_low: Pooled
 
     @property
     def recipe(self) -> Recipe:
@@ -329,7 +334,8 @@ class CVReport:
         if self.recipe == UNTRAINED:
             return False, 'label-free stays: the protocol chose the label-free heads'
         chosen, label_free = self.choice.summaries[self.recipe], self.choice.summaries[UNTRAINED]
-        return ship_decision(self.nested_pooled, self.label_free_pooled, chosen.distortion, label_free.distortion)
+        return ship_decision(self.nested_pooled, self.label_free_pooled, chosen.distortion, label_free.distortion,
+                             self.gain_low)
 
     @property
     def ships(self) -> bool:
@@ -351,7 +357,10 @@ def cross_validation_report(variant: str, features: Features, protocol: Protocol
         label_free_scores = scores(start, features, range(len(features.badness))).numpy()
     curves = (evaluate(start, features, [choice.chosen], None, protocol.folds, protocol.seeds[:1], curves=True)[0].curves
               if choice.chosen.learn else {})
-    return CVReport(variant, choice, evaluations, label_free_scores, nested, nested_choices, features.badness, curves)
+    gain_low = paired_gain_low(nested, label_free_scores, features.badness, features.scenes, features.distortions,
+                               protocol.samples, protocol.level)
+    return CVReport(variant, choice, evaluations, label_free_scores, nested, nested_choices, features.badness, curves,
+                    gain_low)
 
 
 def build_human_heads(report: CVReport, features: Features, protocol: Protocol = PROTOCOL) -> tuple[QualityHeads, dict]:
@@ -378,6 +387,7 @@ def build_human_heads(report: CVReport, features: Features, protocol: Protocol =
         'cv': {
             'nested_pooled': asdict(report.nested_pooled),
             'label_free_pooled': asdict(report.label_free_pooled),
+            'nested_gain_interval_low': {'srcc': report.gain_low.srcc, 'plcc': report.gain_low.plcc},
             'scene_folds_pooled': asdict(chosen.scene),
             'distortion_folds': {k: asdict(p) for k, p in chosen.distortion.items()},
             'label_free_distortion_folds': {k: asdict(p) for k, p in report.choice.summaries[UNTRAINED].distortion.items()},

@@ -18,8 +18,11 @@ them, as leaderboards measure (:mod:`spips_pyiqa.metrics.grouped_cv`):
   <spips_pyiqa.recipes.human_heads.Recipe.conservative_rank>`: fewer parts learning, stronger
   prior) is chosen. Label-free is the most conservative of all;
 * :func:`ship_decision`: the chosen heads become a variant's default only where the *nested*
-  estimate of the whole procedure beats label-free in pooled SRCC and plain PLCC and the chosen
-  recipe's distortion folds do not lose (beyond the margin), in either.
+  estimate of the whole procedure beats label-free in pooled SRCC and plain PLCC by more than the
+  noise of 17 scenes (:func:`paired_gain_low`: the lower end of the ``level`` interval of the gain,
+  a paired bootstrap over scenes, is above 0 for both) and the chosen recipe's distortion folds do
+  not lose (beyond the margin), in either. The burden of proof lies on moving away from the
+  label-free heads, whose deep parts rest on ~150k BAPPS judgments.
 
 References:
     L. Breiman, J. Friedman, R. Olshen, C. Stone, "Classification and Regression Trees", 1984
@@ -34,8 +37,8 @@ import numpy as np
 
 from spips_pyiqa.metrics.grouped_cv import Pooled, bootstrap_correlations, pooled, scene_bootstrap
 
-__all__ = ['DISTORTION_MARGIN', 'Choice', 'Evaluation', 'Summary', 'admissible', 'choose', 'criterion', 'scene_strata',
-           'ship_decision', 'summarise']
+__all__ = ['DISTORTION_MARGIN', 'Choice', 'Evaluation', 'Summary', 'admissible', 'choose', 'criterion',
+           'paired_gain_low', 'scene_strata', 'ship_decision', 'summarise']
 
 
 #: How far below label-free a distortion fold's SRCC or plain PLCC may be and still "not lose".
@@ -156,23 +159,44 @@ def choose(evaluations: Sequence[Evaluation], badness: np.ndarray, scenes: Seque
     return Choice(chosen, best, summaries, allowed, tied, gap_low)
 
 
+def paired_gain_low(prediction: np.ndarray, reference: np.ndarray, badness: np.ndarray, scenes: Sequence[str],
+                    distortions: Sequence[str], samples: int = 1000, level: float = 0.95, seed: int = 0) -> Pooled:
+    """Lower ends of the ``level`` intervals of the pooled SRCC and plain PLCC gain of
+    ``prediction`` over ``reference`` (both distances of the same items): a paired, stratified
+    bootstrap over scenes (:func:`scene_strata`), both scored on each resample. Only ``srcc`` and
+    ``plcc`` of the result are set (the others are NaN).
+
+    Shape:
+        - prediction, reference, badness: :math:`(N,)`; scenes, distortions: ``N`` labels.
+    """
+    draws = scene_bootstrap(scenes, range(len(badness)), samples, seed, scene_strata(scenes, distortions))
+    values = bootstrap_correlations(np.stack([prediction, reference]), badness, draws)  # (B, 2, 2)
+    low = np.quantile(values[:, 0] - values[:, 1], (1 - level) / 2, axis=0)
+    return Pooled(len(badness), float(low[0]), float(low[1]), float('nan'), float('nan'))
+
+
 def ship_decision(nested: Pooled, label_free: Pooled, distortion: dict[str, Pooled],
-                  label_free_distortion: dict[str, Pooled]) -> tuple[bool, str]:
+                  label_free_distortion: dict[str, Pooled], gain_low: Pooled) -> tuple[bool, str]:
     """Whether human-trained heads become the default, and why (one line).
 
     Args:
         nested: pooled held-out correlations of the nested procedure on the scene folds.
         label_free: the label-free heads on the same items.
         distortion, label_free_distortion: per distortion fold, the chosen recipe and label-free.
+        gain_low: :func:`paired_gain_low` of the nested predictions over label-free.
     """
+    statistics = (('SRCC', 'srcc'), ('plain PLCC', 'plcc'))
     losses = [f'nested pooled {name} {getattr(nested, attr):.3f} <= label-free {getattr(label_free, attr):.3f}'
-              for name, attr in (('SRCC', 'srcc'), ('plain PLCC', 'plcc'))
-              if not getattr(nested, attr) > getattr(label_free, attr)]
+              for name, attr in statistics if not getattr(nested, attr) > getattr(label_free, attr)]
+    losses += [f'the {name} gain is within the noise (interval from {getattr(gain_low, attr):+.3f})'
+               for name, attr in statistics
+               if getattr(nested, attr) > getattr(label_free, attr) and not getattr(gain_low, attr) > 0]
     losses += [f'distortion fold {kind}: {name} {getattr(p, attr):.3f} < label-free '
                f'{getattr(label_free_distortion[kind], attr):.3f} - {DISTORTION_MARGIN}'
-               for kind, p in distortion.items() for name, attr in (('SRCC', 'srcc'), ('plain PLCC', 'plcc'))
+               for kind, p in distortion.items() for name, attr in statistics
                if getattr(p, attr) < getattr(label_free_distortion[kind], attr) - DISTORTION_MARGIN]
     if losses:
         return False, 'label-free stays: ' + '; '.join(losses)
     return True, (f'ships: nested pooled SRCC {nested.srcc:.3f} > {label_free.srcc:.3f} and plain PLCC '
-                  f'{nested.plcc:.3f} > {label_free.plcc:.3f}; no distortion fold loses beyond {DISTORTION_MARGIN}')
+                  f'{nested.plcc:.3f} > {label_free.plcc:.3f}, both gains above the noise (intervals from '
+                  f'{gain_low.srcc:+.3f}, {gain_low.plcc:+.3f}); no distortion fold loses beyond {DISTORTION_MARGIN}')

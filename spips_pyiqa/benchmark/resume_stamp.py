@@ -1,6 +1,6 @@
 """What recognising changed inputs costs on a resume: size + mtime_ns against a content hash.
 
-``python tests/measure_resume_stamp.py [--pairs 1000] [--size 512]`` writes that many PNG pairs of
+``python -m spips_pyiqa.benchmark.resume_stamp [--pairs 1000] [--size 512]`` writes that many PNG pairs of
 scikit-image photographs (with noise, so files differ) to a temporary folder and prints a
 Markdown table: seconds for the stamps :func:`spips_pyiqa.evaluation.scores_file.file_stamp`
 takes (one ``stat`` per file), for sha256 and BLAKE2b of every file (read from the page cache, the
