@@ -64,7 +64,7 @@ VARIANTS = OrderedDict(
     [
         ('spips', Variant('alex', heads=HUMAN_TRAINED)),
         ('spips-vgg', Variant('vgg', heads=LABEL_FREE)),
-        ('spips-no-semantic', Variant('alex', ('traditional', 'perceptual'), heads=HUMAN_TRAINED)),
+        ('spips-no-semantic', Variant('alex', ('traditional', 'perceptual'), heads=LABEL_FREE)),
         ('spips-no-traditional', Variant('alex', ('perceptual', 'semantic'), heads=HUMAN_TRAINED)),
         ('spips-squeeze', Variant('squeeze', human_trained=False)),
     ]
