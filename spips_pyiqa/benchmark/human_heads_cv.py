@@ -173,7 +173,8 @@ def leaderboard_rows(reports: list[CVReport], baselines: dict[str, np.ndarray]) 
     notes = [f'Data: {DATA} (LIVE Release 2, 17 scenes, n=121, DMOS). Cells as pyiqa writes them: plain PLCC (no fit), '
              'SRCC, KRCC, sign-corrected, 4 decimals. `(held out)` rows: every image scored by heads of the nested '
              'procedure that never saw its scene (the shipped heads saw every image: their own in-sample numbers here '
-             'would be no evidence); where the ship rule refused, the procedure\'s estimate is shown all the same. Not LIVE as a whole: 17 of its 29 scenes, JPEG-heavy.']
+             'would be no evidence); where the ship rule refused, the procedure\'s estimate is shown all the same. '
+             'Not LIVE as a whole: 17 of its 29 scenes, JPEG-heavy.']
     return Table('Leaderboard rows: the 17-scene LIVE subset (pyiqa format)', ['Metric name', header], rows, notes)
 
 
