@@ -59,11 +59,12 @@ class Pooled:
     krcc: float
 
 
-def pooled(prediction: Sequence[float], badness: Sequence[float]) -> Pooled:
+def pooled(prediction: Sequence[float], badness: Sequence[float], fit: bool = True) -> Pooled:
     """SRCC, plain PLCC (pyiqa's ``calculate_plcc``), logistic-fit PLCC and KRCC of ``prediction``
-    (a distance) against ``badness`` (DMOS-like), over every item at once."""
-    c = correlations(prediction, badness)
-    return Pooled(c.n, c.srcc, c.plain_plcc, c.plcc, c.krcc)
+    (a distance) against ``badness`` (DMOS-like), over every item at once. ``fit=False`` skips the
+    logistic fit (``plcc_fit`` NaN), the slow part, where only the others are read."""
+    c = correlations(prediction, badness, logistic=fit)
+    return Pooled(c.n, c.srcc, c.plain_plcc, c.plcc if fit else float('nan'), c.krcc)
 
 
 def per_group_srcc(prediction: np.ndarray, badness: np.ndarray, groups: Sequence[str]) -> dict[str, float]:

@@ -18,16 +18,18 @@ then every head weight is rescaled by one factor so the mean score on the traini
 label-free heads' (SPIPS keeps its scale; fold models stay comparable).
 
 **Protocol** (:class:`Protocol`, :mod:`spips_pyiqa.metrics.grouped_cv`): each candidate
-(:func:`candidate_recipes`: fusion only; fusion + traditional; every head; each with priors up to
-strong values, all pairs / + linear term / same-scene pairs) gets out-of-fold predictions from
-grouped K-fold by scene (each test fold holds several scenes), repeated over seeds, and from
-distortion folds (train without gblur, test on gblur; the same for wnoise and jpeg). Scored as one
-data set: pooled SRCC and pyiqa's plain PLCC. :func:`~spips_pyiqa.recipes.recipe_selection.choose`
-picks the winner (admissible: no loss to label-free anywhere; within the bootstrap-over-scenes
-interval of the best, the more conservative recipe wins). :func:`nested_cv` estimates the whole
-procedure: for each outer fold the choice is made on its training scenes alone.
-:func:`~spips_pyiqa.recipes.recipe_selection.ship_decision` then decides per variant (the nested
-gain over label-free must clear a paired bootstrap over scenes).
+(:func:`candidate_recipes`: the fusion weights alone, + the heads of one group, every head; each
+over the whole prior range :data:`PRIOR_GRID`, 10 to 0, alike for every part; all pairs / + linear
+term / same-scene pairs) gets out-of-fold predictions from grouped K-fold by scene (each test fold
+holds several scenes), repeated over seeds, and from distortion folds (train without gblur, test on
+gblur; the same for wnoise and jpeg). Scored as one data set: pooled SRCC and pyiqa's plain PLCC.
+:func:`~spips_pyiqa.recipes.recipe_selection.choose` picks the winner (admissible: non-inferior to
+label-free on the scene folds, no distortion fold losing beyond its own noise; among recipes within
+one bootstrap standard error of the best, the most conservative). :func:`select` widens the prior
+grid where the best lies on an open edge (:func:`grid_edge`) and refines it around the best.
+:func:`nested_cv` estimates the whole procedure: for each outer fold the choice is made on its
+training scenes alone. :func:`~spips_pyiqa.recipes.recipe_selection.ship_decision` then decides per
+variant (non-inferiority of the nested estimate, a gain beyond the noise in at least one statistic).
 
 ``python -m spips_pyiqa.recipes.human_heads`` (``make heads``) writes the shipped heads with this
 provenance; ``python -m spips_pyiqa benchmark --only human-heads`` the tables and curves.
@@ -41,7 +43,7 @@ import argparse
 import copy
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +57,7 @@ from spips_pyiqa.metric_configs import HUMAN_TRAINED, LABEL_FREE, VARIANTS as ME
 from spips_pyiqa.metrics.grouped_cv import Pooled, grouped_folds, pooled
 from spips_pyiqa.recipes.heads_features import Features, cached_features, scores
 from spips_pyiqa.recipes.linear_heads import Batch, stacked_means, train_batch
-from spips_pyiqa.recipes.recipe_selection import Choice, Evaluation, choose, paired_gain_low, ship_decision, summarise
+from spips_pyiqa.recipes.recipe_selection import Choice, Evaluation, Gain, choose, paired_gain, scene_strata, ship_decision
 
 __all__ = [
     'FEATURE_CACHE',
@@ -117,25 +119,70 @@ class Recipe:
 
 
 UNTRAINED = Recipe()
-#: Prior strengths per kind of recipe: the every-head recipes move ~1,150 LPIPS weights fit on
-#: ~150k BAPPS judgments, so they get only strong priors.
-PRIORS = {'fusion': (1.0, 0.1, 0.01, 0.0), 'traditional': (1.0, 0.1), 'heads': (10.0, 1.0)}
+#: The prior strengths every part is tried with, strongest first: from 10 (the heads barely move)
+#: to 0 (no prior), half a decade apart. :func:`refine_grid` adds finer steps around the best and
+#: :func:`extend_grid` widens a family whose best lies on an open edge.
+PRIOR_GRID = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.0)
+#: The strongest prior tried: the grid's edge that needs no extension (0 is the other).
+STRONGEST_PRIOR = PRIOR_GRID[0]
 
 
-def candidate_recipes(groups: Sequence[str]) -> list[Recipe]:
+def candidate_recipes(groups: Sequence[str], priors: Sequence[float] = PRIOR_GRID) -> list[Recipe]:
     """The recipes cross-validation chooses from for a variant with ``groups``, label-free first:
-    what learns (the fusion weights; + the 7 traditional weights; every head), each with its
-    priors (:data:`PRIORS`), from all pairs with and without the linear term; and the v0.2
-    recipe (fusion + traditional, same-scene pairs, no prior) for comparison."""
-    parts = {'fusion': ('fusion',), 'traditional': ('fusion', 'traditional'), 'heads': ('fusion', *groups)}
+    what learns (the fusion weights alone; + the heads of one group, for each group; every head),
+    every one over the same ``priors``, from all pairs with and without the linear term; and the
+    v0.2 recipe (fusion + traditional, same-scene pairs, no prior) for comparison."""
+    parts = [('fusion',)] + [('fusion', g) for g in groups] + [('fusion', *groups)]
     recipes = [UNTRAINED]
-    for kind, learn in parts.items():
-        if kind == 'traditional' and 'traditional' not in groups:
-            continue
-        recipes += [Recipe(learn, prior=prior, linear=linear) for prior in PRIORS[kind] for linear in (0.0, 1.0)]
+    for learn in dict.fromkeys(parts):
+        recipes += [Recipe(learn, prior=prior, linear=linear) for prior in priors for linear in (0.0, 1.0)]
     if 'traditional' in groups:
         recipes.append(Recipe(('fusion', 'traditional'), within_scene=True))
     return recipes
+
+
+def _family(recipe: Recipe, candidates: Sequence[Recipe]) -> list[float]:
+    """The priors tried for ``recipe``'s family (same parts, pairs and loss), ascending."""
+    return sorted({r.prior for r in candidates if replace(r, prior=recipe.prior) == recipe})
+
+
+def grid_edge(recipe: Recipe, candidates: Sequence[Recipe]) -> str | None:
+    """``'weak'`` or ``'strong'`` where ``recipe``'s prior is the weakest or strongest its family
+    tried and that edge is open (not 0, not :data:`STRONGEST_PRIOR`): the optimum may lie beyond the
+    grid. ``None`` otherwise (and for label-free)."""
+    if not recipe.learn:
+        return None
+    priors = _family(recipe, candidates)
+    if recipe.prior == priors[0] and recipe.prior > 0:
+        return 'weak'
+    if recipe.prior == priors[-1] and recipe.prior < STRONGEST_PRIOR:
+        return 'strong'
+    return None
+
+
+def extend_grid(recipe: Recipe, candidates: Sequence[Recipe]) -> list[Recipe]:
+    """Recipes of ``recipe``'s family beyond its open grid edge (:func:`grid_edge`): half a decade
+    further and the closing edge (0, or :data:`STRONGEST_PRIOR`); none when the edge is closed."""
+    edge = grid_edge(recipe, candidates)
+    if edge is None:
+        return []
+    further = [recipe.prior / 10 ** 0.5, 0.0] if edge == 'weak' else [min(recipe.prior * 10 ** 0.5, STRONGEST_PRIOR),
+                                                                    STRONGEST_PRIOR]
+    return [replace(recipe, prior=p) for p in dict.fromkeys(further) if replace(recipe, prior=p) not in candidates]
+
+
+def refine_grid(recipe: Recipe, candidates: Sequence[Recipe]) -> list[Recipe]:
+    """Recipes of ``recipe``'s family between its prior and each neighbour on the grid (geometric
+    midpoint; a quarter of the way in log scale toward 0, i.e. the prior / 10^0.25): a finer grid where the
+    criterion peaks."""
+    if not recipe.learn:
+        return []
+    priors = _family(recipe, candidates)
+    k = priors.index(recipe.prior)
+    between = [float(np.sqrt(recipe.prior * q)) if q > 0 and recipe.prior > 0 else max(recipe.prior, q) / 10 ** 0.25
+               for q in priors[max(k - 1, 0):k] + priors[k + 1:k + 2]]
+    return [replace(recipe, prior=float(f'{p:.3g}')) for p in between
+            if replace(recipe, prior=float(f'{p:.3g}')) not in candidates]
 
 
 @dataclass(frozen=True)
@@ -147,7 +194,7 @@ class Protocol:
         inner_folds, inner_seeds: the same inside each outer fold of :func:`nested_cv`.
         nested_seed: the outer folds of :func:`nested_cv`.
         samples, level: bootstrap over scenes of :func:`~spips_pyiqa.recipes.recipe_selection.choose` and
-            of the ship rule (:func:`~spips_pyiqa.recipes.recipe_selection.paired_gain_low`).
+            of the ship rule (:func:`~spips_pyiqa.recipes.recipe_selection.paired_gain`).
     """
 
     folds: int = 5
@@ -259,11 +306,25 @@ def evaluate(start: QualityHeads, features: Features, recipes: Sequence[Recipe],
 def select(start: QualityHeads, features: Features, candidates: Sequence[Recipe], subset: Sequence[int] | None = None,
            protocol: Protocol = PROTOCOL, inner: bool = False) -> tuple[Choice, list[Evaluation]]:
     """Evaluate every candidate on ``subset`` and let :func:`~spips_pyiqa.recipes.recipe_selection.choose`
-    decide; ``inner``: with the inner folds and seeds of ``protocol``."""
+    decide; ``inner``: with the inner folds and seeds of ``protocol``.
+
+    Where the best recipe's prior lies on an open edge of its family's grid, the grid is extended
+    (:func:`extend_grid`, until the edge closes); then the grid is refined around the best
+    (:func:`refine_grid`), and the choice is made among all recipes tried.
+    """
     folds, seeds = (protocol.inner_folds, protocol.inner_seeds) if inner else (protocol.folds, protocol.seeds)
-    evaluations = evaluate(start, features, candidates, subset, folds, seeds)
-    return choose(evaluations, features.badness, features.scenes, features.distortions, protocol.samples,
-                  protocol.level), evaluations
+
+    def decide(more: Sequence[Recipe], done: list[Evaluation]) -> tuple[Choice, list[Evaluation]]:
+        done = done + evaluate(start, features, more, subset, folds, seeds)
+        return choose(done, features.badness, features.scenes, features.distortions, protocol.samples,
+                      protocol.level), done
+
+    choice, evaluations = decide(candidates, [])
+    while extra := extend_grid(choice.best, [e.recipe for e in evaluations]):
+        choice, evaluations = decide(extra, evaluations)
+    if extra := refine_grid(choice.best, [e.recipe for e in evaluations]):
+        choice, evaluations = decide(extra, evaluations)
+    return choice, evaluations
 
 
 def nested_cv(start: QualityHeads, features: Features, candidates: Sequence[Recipe],
@@ -300,8 +361,8 @@ class CVReport:
         evaluations: per candidate, its out-of-fold predictions.
         label_free_scores: the label-free heads' score of every image :math:`(N,)`.
         nested: the nested procedure's held-out predictions :math:`(N,)`; nested_choices per outer fold.
-        gain_low: :func:`~spips_pyiqa.recipes.recipe_selection.paired_gain_low` of ``nested`` over
-            the label-free scores (the noise the ship rule asks the gain to clear).
+        gain: :func:`~spips_pyiqa.recipes.recipe_selection.paired_gain` of ``nested`` over the
+            label-free scores (what the ship rule reads).
         curves: the chosen recipe's training curves on the scene folds of the first seed.
     """
 
@@ -313,7 +374,7 @@ class CVReport:
     nested_choices: dict[str, Recipe]
     badness: np.ndarray
     curves: dict[str, list[dict[str, float]]]
-    gain_low: Pooled
+    gain: dict[str, Gain]
 
     @property
     def recipe(self) -> Recipe:
@@ -333,9 +394,7 @@ class CVReport:
         (never ships when label-free is chosen)."""
         if self.recipe == UNTRAINED:
             return False, 'label-free stays: the protocol chose the label-free heads'
-        chosen, label_free = self.choice.summaries[self.recipe], self.choice.summaries[UNTRAINED]
-        return ship_decision(self.nested_pooled, self.label_free_pooled, chosen.distortion, label_free.distortion,
-                             self.gain_low)
+        return ship_decision(self.gain, self.choice.fold_gains[self.recipe])
 
     @property
     def ships(self) -> bool:
@@ -351,16 +410,17 @@ def cross_validation_report(variant: str, features: Features, protocol: Protocol
     start = label_free_start(net, groups)
     candidates = candidate_recipes(groups)
     choice, evaluations = select(start, features, candidates, protocol=protocol)
-    say(f'{variant}: {len(candidates)} candidates evaluated; best {choice.best.name}; chosen {choice.chosen.name}')
+    say(f'{variant}: {len(evaluations)} candidates evaluated; best {choice.best.name}; chosen {choice.chosen.name}')
     nested, nested_choices = nested_cv(start, features, candidates, protocol, say)
     with torch.no_grad():
         label_free_scores = scores(start, features, range(len(features.badness))).numpy()
     curves = (evaluate(start, features, [choice.chosen], None, protocol.folds, protocol.seeds[:1], curves=True)[0].curves
               if choice.chosen.learn else {})
-    gain_low = paired_gain_low(nested, label_free_scores, features.badness, features.scenes, features.distortions,
-                               protocol.samples, protocol.level)
+    gain, = paired_gain(nested, label_free_scores, features.badness, features.scenes,
+                        scene_strata(features.scenes, features.distortions), samples=protocol.samples,
+                        level=protocol.level)
     return CVReport(variant, choice, evaluations, label_free_scores, nested, nested_choices, features.badness, curves,
-                    gain_low)
+                    gain)
 
 
 def build_human_heads(report: CVReport, features: Features, protocol: Protocol = PROTOCOL) -> tuple[QualityHeads, dict]:
@@ -376,7 +436,7 @@ def build_human_heads(report: CVReport, features: Features, protocol: Protocol =
             f'human-trained on {" + ".join(HUMAN_DATA)} (LIVE Release 2 subsets: {len(features.badness)} images, '
             f'{len(scenes)} scenes, distortions {kinds}, DMOS), starting from the label-free v{LABEL_FREE} heads; '
             f'recipe chosen by grouped {protocol.folds}-fold scene CV x {len(protocol.seeds)} seeds and distortion '
-            f'folds (pooled SRCC and plain PLCC, bootstrap over scenes): {report.recipe.name}'
+            f'folds (pooled SRCC and plain PLCC; one-standard-error rule, bootstrap over scenes): {report.recipe.name}'
         ),
         'training': {
             'data': list(HUMAN_DATA), 'n': len(features.badness), 'scenes': scenes, 'distortions': kinds,
@@ -387,10 +447,12 @@ def build_human_heads(report: CVReport, features: Features, protocol: Protocol =
         'cv': {
             'nested_pooled': asdict(report.nested_pooled),
             'label_free_pooled': asdict(report.label_free_pooled),
-            'nested_gain_interval_low': {'srcc': report.gain_low.srcc, 'plcc': report.gain_low.plcc},
+            'nested_gain': {statistic: asdict(g) for statistic, g in report.gain.items()},
             'scene_folds_pooled': asdict(chosen.scene),
             'distortion_folds': {k: asdict(p) for k, p in chosen.distortion.items()},
             'label_free_distortion_folds': {k: asdict(p) for k, p in report.choice.summaries[UNTRAINED].distortion.items()},
+            'distortion_fold_gains': {k: {statistic: asdict(g) for statistic, g in gains.items()}
+                                      for k, gains in report.choice.fold_gains[report.recipe].items()},
             'held_out_predictions': dict(zip(features.names, map(float, report.nested))),
             'nested_choices': {k: r.name for k, r in report.nested_choices.items()},
             'decision': report.decision[1],

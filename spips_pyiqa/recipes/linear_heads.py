@@ -161,7 +161,8 @@ def train_batch(start: QualityHeads, x: Mapping[str, torch.Tensor], badness: np.
     y = torch.as_tensor(badness, dtype=torch.float32)
     # each unordered pair once (BCE(z, 1) = BCE(-z, 0): the mean over ordered pairs is the same)
     first, second = torch.triu_indices(len(y), len(y), offset=1)
-    keep = y[first] != y[second]
+    used = train.bool().any(dim=0)  # a pair with an item no model trains on counts for no model
+    keep = (y[first] != y[second]) & used[first] & used[second]
     first, second = first[keep], second[keep]
     names = {s: k for k, s in enumerate(sorted(set(scenes)))}
     scene_id = torch.tensor([names[s] for s in scenes])
@@ -170,6 +171,11 @@ def train_batch(start: QualityHeads, x: Mapping[str, torch.Tensor], badness: np.
     valid = train[:, first] * train[:, second] * (within * same + (1 - within))
     pairs = valid.sum(dim=1).clamp_min(1)
     target = (y[first] > y[second]).float().expand_as(valid)
+    # score differences of every pair as one product: predicted (B, N) @ difference (N, P) (gathering
+    # the columns instead makes the backward an accumulating scatter, most of the training time)
+    difference = torch.zeros(len(y), len(first))
+    columns = torch.arange(len(first))
+    difference[first, columns], difference[second, columns] = 1.0, -1.0
     prior, linear = torch.tensor(batch.prior, dtype=torch.float32), torch.tensor(batch.linear, dtype=torch.float32)
     with torch.no_grad():
         start_scores = begin(x)
@@ -179,7 +185,7 @@ def train_batch(start: QualityHeads, x: Mapping[str, torch.Tensor], badness: np.
     curve = []
     for epoch in range(batch.epochs + 1):
         predicted = model(x)
-        logits = (predicted[:, first] - predicted[:, second]) / temperature
+        logits = (predicted @ difference) / temperature
         bce = F.binary_cross_entropy_with_logits(logits, target, reduction='none')
         loss = (bce * valid).sum(dim=1) / pairs
         if bool((linear > 0).any()):

@@ -6,27 +6,33 @@ them, as leaderboards measure (:mod:`spips_pyiqa.metrics.grouped_cv`):
 
 * :func:`summarise`: pooled SRCC, pyiqa's plain PLCC, fitted PLCC and KRCC over all held-out
   predictions of the scene folds (mean over seeds), and per distortion fold;
-* :func:`admissible`: a recipe may replace the label-free heads only if it is at least as good in
-  pooled SRCC *and* plain PLCC on the scene folds, and in both on every distortion fold up to
-  :data:`DISTORTION_MARGIN` (the gblur and wnoise folds hold 12-15 images of 3 scenes: 0.01 is
-  about one swapped pair there);
+* :func:`paired_gain`: the gain of one prediction over another in pooled SRCC and plain PLCC with
+  its ``level`` interval, from a paired bootstrap over scenes (stratified by each scene's set of
+  distortion types, :func:`scene_strata`): the noise level of every rule below;
+* :func:`admissible`: a recipe may replace the label-free heads only if, on the scene folds, it
+  loses to them in neither pooled SRCC nor plain PLCC by more than :data:`NONINFERIORITY_MARGIN`,
+  and no distortion fold loses *beyond its own noise* (the upper end of that fold's paired gain
+  interval, a bootstrap over the fold's scenes, is below 0): 13-15 images of 3 scenes cannot veto a
+  recipe by one swapped pair;
 * :func:`choose`: the admissible recipe with the best criterion (mean of pooled SRCC and plain
-  PLCC) is the *best*; a bootstrap over scenes (stratified by each scene's set of distortion
-  types: :func:`scene_strata`) gives the ``level`` interval of the best's criterion, and every
-  recipe whose criterion lies within it (at or above its lower end) counts as tied with the best;
-  among those the most conservative one (:attr:`Recipe.conservative_rank
+  PLCC) is the *best*; its standard error is the standard deviation of its criterion over the
+  stratified bootstrap over scenes; among the admissible recipes within **one standard error** of
+  the best (Breiman's one-standard-error rule) the most conservative one (:attr:`Recipe.conservative_rank
   <spips_pyiqa.recipes.human_heads.Recipe.conservative_rank>`: fewer parts learning, stronger
   prior) is chosen. Label-free is the most conservative of all;
-* :func:`ship_decision`: the chosen heads become a variant's default only where the *nested*
-  estimate of the whole procedure beats label-free in pooled SRCC and plain PLCC by more than the
-  noise of 17 scenes (:func:`paired_gain_low`: the lower end of the ``level`` interval of the gain,
-  a paired bootstrap over scenes, is above 0 for both) and the chosen recipe's distortion folds do
-  not lose (beyond the margin), in either. The burden of proof lies on moving away from the
-  label-free heads, whose deep parts rest on ~150k BAPPS judgments.
+* :func:`ship_decision`: a non-inferiority test of the *nested* estimate of the whole procedure
+  against label-free. The heads ship where the lower end of the paired interval of the gain is
+  above ``-NONINFERIORITY_MARGIN`` in both pooled SRCC and plain PLCC (no loss beyond the margin),
+  above 0 in at least one (a gain beyond the noise of 17 scenes), and none of the chosen recipe's
+  distortion folds loses beyond its noise.
+
+The nested estimate and the ship rule are the guard against shipping noise; the inner rule only has
+to pick, among recipes the data cannot tell apart, the simplest.
 
 References:
     L. Breiman, J. Friedman, R. Olshen, C. Stone, "Classification and Regression Trees", 1984
-    (the one-standard-error rule: the simplest model within the noise of the best).
+    (the one-standard-error rule: the simplest model within one standard error of the best).
+    S. Wellek, "Testing Statistical Hypotheses of Equivalence and Noninferiority", 2010.
 """
 
 from collections.abc import Sequence
@@ -37,12 +43,14 @@ import numpy as np
 
 from spips_pyiqa.metrics.grouped_cv import Pooled, bootstrap_correlations, pooled, scene_bootstrap
 
-__all__ = ['DISTORTION_MARGIN', 'Choice', 'Evaluation', 'Summary', 'admissible', 'choose', 'criterion',
-           'paired_gain_low', 'scene_strata', 'ship_decision', 'summarise']
+__all__ = ['NONINFERIORITY_MARGIN', 'STATISTICS', 'Choice', 'Evaluation', 'Gain', 'Summary', 'admissible', 'choose',
+           'criterion', 'fold_losses', 'paired_gain', 'scene_strata', 'ship_decision', 'summarise']
 
-
-#: How far below label-free a distortion fold's SRCC or plain PLCC may be and still "not lose".
-DISTORTION_MARGIN = 0.01
+#: How far below label-free (pooled SRCC or plain PLCC) a recipe may be and still count as "no
+#: worse": on the scene folds (point estimate) and in the ship rule (lower end of the gain interval).
+NONINFERIORITY_MARGIN = 0.01
+#: The two statistics every rule reads: (name in the tables, attribute of :class:`Pooled`).
+STATISTICS = (('SRCC', 'srcc'), ('plain PLCC', 'plcc'))
 
 
 @dataclass
@@ -74,55 +82,35 @@ class Summary:
     distortion: dict[str, Pooled]
 
 
+@dataclass(frozen=True)
+class Gain:
+    """Gain of one prediction over another in one statistic: point estimate and the ``level``
+    interval of a paired bootstrap over scenes."""
+
+    estimate: float
+    low: float
+    high: float
+
+
 def _mean(values: Sequence[Pooled]) -> Pooled:
     return Pooled(values[0].n, *(float(np.mean([getattr(v, f) for v in values])) for f in ('srcc', 'plcc', 'plcc_fit', 'krcc')))
 
 
-def summarise(evaluation: Evaluation, badness: np.ndarray) -> Summary:
-    """:class:`Summary` of ``evaluation`` against ``badness`` (DMOS-like, all items)."""
+def summarise(evaluation: Evaluation, badness: np.ndarray, fit: bool = False) -> Summary:
+    """:class:`Summary` of ``evaluation`` against ``badness`` (DMOS-like, all items); ``fit``: with
+    the logistic-fit PLCC (slow; no rule reads it, the tables print it)."""
     s = evaluation.subset
-    scene = _mean([pooled(row[s], badness[s]) for row in evaluation.scene])
+    scene = _mean([pooled(row[s], badness[s], fit) for row in evaluation.scene])
     distortion = {}
     for kind, prediction in evaluation.distortion.items():
         held = np.isfinite(prediction)
-        distortion[kind] = pooled(prediction[held], badness[held])
+        distortion[kind] = pooled(prediction[held], badness[held], fit)
     return Summary(scene, distortion)
 
 
 def criterion(summary: Summary) -> float:
     """Mean of pooled SRCC and plain PLCC on the scene folds: what a leaderboard would print."""
     return (summary.scene.srcc + summary.scene.plcc) / 2
-
-
-def _no_loss(a: Pooled, b: Pooled, margin: float = 0.0) -> bool:
-    return a.srcc >= b.srcc - margin and a.plcc >= b.plcc - margin
-
-
-def admissible(summary: Summary, label_free: Summary) -> bool:
-    """At least as good as label-free in pooled SRCC and plain PLCC on the scene folds, and on
-    every distortion fold up to :data:`DISTORTION_MARGIN`."""
-    return _no_loss(summary.scene, label_free.scene) and all(
-        _no_loss(p, label_free.distortion[k], DISTORTION_MARGIN) for k, p in summary.distortion.items())
-
-
-@dataclass
-class Choice:
-    """What :func:`choose` decided and why (the tables print it).
-
-    Attributes:
-        chosen: the recipe chosen; best: the admissible recipe of highest criterion.
-        summaries: per candidate, its :class:`Summary` (candidate order).
-        admissible: per candidate, :func:`admissible`.
-        tied: per candidate, whether its criterion lies within the bootstrap interval of ``best``'s.
-        gap_low: per candidate, the lower end of that interval minus its criterion (<= 0: tied).
-    """
-
-    chosen: Any
-    best: Any
-    summaries: dict[Any, Summary]
-    admissible: dict[Any, bool]
-    tied: dict[Any, bool]
-    gap_low: dict[Any, float]
 
 
 def scene_strata(scenes: Sequence[str], distortions: Sequence[str]) -> list[str]:
@@ -132,6 +120,80 @@ def scene_strata(scenes: Sequence[str], distortions: Sequence[str]) -> list[str]
     for scene, kind in zip(scenes, distortions):
         kinds.setdefault(scene, set()).add(kind)
     return ['+'.join(sorted(kinds[scene])) for scene in scenes]
+
+
+def paired_gain(predictions: np.ndarray, reference: np.ndarray, badness: np.ndarray, scenes: Sequence[str],
+                strata: Sequence[str], items: Sequence[int] | None = None, samples: int = 1000, level: float = 0.95,
+                seed: int = 0) -> list[dict[str, Gain]]:
+    """Per row of ``predictions``, its :class:`Gain` over ``reference`` in pooled SRCC and plain
+    PLCC on ``items`` (default all): both scored on each resample of a bootstrap over scenes
+    (stratified by ``strata``, e.g. :func:`scene_strata`), the difference taken per resample.
+
+    Shape:
+        - predictions: :math:`(R, N)`; reference, badness: :math:`(N,)`; scenes, strata: ``N`` labels.
+        - Output: ``R`` dicts ``{'srcc': Gain, 'plcc': Gain}``.
+    """
+    predictions = np.atleast_2d(np.asarray(predictions, dtype=np.float64))
+    items = np.arange(len(badness)) if items is None else np.asarray(list(items), dtype=int)
+    stacked = np.concatenate([predictions, np.asarray(reference, dtype=np.float64)[None]])
+    point = bootstrap_correlations(stacked, badness, [items])[0]  # (R + 1, 2): the statistics on the items themselves
+    draws = scene_bootstrap(scenes, items, samples, seed, strata)
+    values = bootstrap_correlations(stacked, badness, draws)  # (B, R + 1, 2)
+    differences = values[:, :-1] - values[:, -1:]
+    low, high = np.quantile(differences, [(1 - level) / 2, (1 + level) / 2], axis=0)  # (R, 2) each
+    return [{a: Gain(float(point[r, k] - point[-1, k]), float(low[r, k]), float(high[r, k]))
+             for k, (_, a) in enumerate(STATISTICS)} for r in range(len(predictions))]
+
+
+def fold_losses(fold_gains: dict[str, dict[str, Gain]]) -> list[str]:
+    """The distortion folds (``kind -> {statistic: Gain}``) that lose beyond their noise (upper
+    end of the gain interval below 0), one phrase each."""
+    return [f'distortion fold {kind}: {name} {gain[attr].estimate:+.3f} (interval up to {gain[attr].high:+.3f})'
+            for kind, gain in fold_gains.items() for name, attr in STATISTICS if gain[attr].high < 0]
+
+
+def admissible(summary: Summary, label_free: Summary, fold_gains: dict[str, dict[str, Gain]]) -> bool:
+    """Non-inferior to label-free on the scene folds (pooled SRCC and plain PLCC at most
+    :data:`NONINFERIORITY_MARGIN` below), and no distortion fold loses beyond its noise
+    (:func:`fold_losses`; ``fold_gains`` from :func:`paired_gain` on each fold's items)."""
+    return all(getattr(summary.scene, a) >= getattr(label_free.scene, a) - NONINFERIORITY_MARGIN
+               for _, a in STATISTICS) and not fold_losses(fold_gains)
+
+
+@dataclass
+class Choice:
+    """What :func:`choose` decided and why (the tables print it).
+
+    Attributes:
+        chosen: the recipe chosen; best: the admissible recipe of highest criterion.
+        summaries: per candidate, its :class:`Summary` (candidate order).
+        fold_gains: per candidate, per distortion fold, its :class:`Gain` over label-free.
+        admissible: per candidate, :func:`admissible`.
+        standard_error: the bootstrap standard error of the best's criterion.
+        within: per candidate, whether its criterion is within one standard error of the best's.
+    """
+
+    chosen: Any
+    best: Any
+    summaries: dict[Any, Summary]
+    fold_gains: dict[Any, dict[str, dict[str, Gain]]]
+    admissible: dict[Any, bool]
+    standard_error: float
+    within: dict[Any, bool]
+
+
+def _fold_gains(evaluations: Sequence[Evaluation], badness: np.ndarray, scenes: Sequence[str], strata: Sequence[str],
+                samples: int, seed: int, level: float) -> list[dict[str, dict[str, Gain]]]:
+    """Per evaluation, per distortion fold, the paired gain over the first (label-free) evaluation
+    on that fold's items."""
+    out: list[dict[str, dict[str, Gain]]] = [{} for _ in evaluations]
+    for kind, reference in evaluations[0].distortion.items():
+        items = np.flatnonzero(np.isfinite(reference))
+        gains = paired_gain(np.stack([e.distortion[kind] for e in evaluations]), reference, badness, scenes, strata,
+                            items, samples, level, seed)
+        for row, gain in enumerate(gains):
+            out[row][kind] = gain
+    return out
 
 
 def choose(evaluations: Sequence[Evaluation], badness: np.ndarray, scenes: Sequence[str],
@@ -144,59 +206,37 @@ def choose(evaluations: Sequence[Evaluation], badness: np.ndarray, scenes: Seque
     badness = np.asarray(badness, dtype=np.float64)
     recipes = [e.recipe for e in evaluations]
     summaries = {e.recipe: summarise(e, badness) for e in evaluations}
+    strata = scene_strata(scenes, distortions)
+    gains = dict(zip(recipes, _fold_gains(evaluations, badness, scenes, strata, samples, seed, level)))
     base = summaries[recipes[0]]
-    allowed = {r: admissible(summaries[r], base) for r in recipes}
+    allowed = {r: admissible(summaries[r], base, gains[r]) for r in recipes}
     best = max((r for r in recipes if allowed[r]), key=lambda r: (criterion(summaries[r]), -recipes.index(r)))
-    draws = scene_bootstrap(scenes, evaluations[0].subset, samples, seed, scene_strata(scenes, distortions))
-    seeds = len(evaluations[0].scene)
-    stacked = np.concatenate([e.scene for e in evaluations])
-    values = bootstrap_correlations(stacked, badness, draws).mean(axis=2)  # (B, C*S): (SRCC + PLCC) / 2
-    per_recipe = values.reshape(len(draws), len(recipes), seeds).mean(axis=2)
-    low = float(np.quantile(per_recipe[:, recipes.index(best)], (1 - level) / 2))
-    gap_low = {r: low - criterion(summaries[r]) for r in recipes}
-    tied = {r: r == best or gap_low[r] <= 0 for r in recipes}
-    chosen = min((r for r in recipes if allowed[r] and tied[r]), key=lambda r: (r.conservative_rank, recipes.index(r)))
-    return Choice(chosen, best, summaries, allowed, tied, gap_low)
+    draws = scene_bootstrap(scenes, evaluations[0].subset, samples, seed, strata)
+    best_scene = evaluations[recipes.index(best)].scene  # (S, N): one row per seed
+    values = bootstrap_correlations(best_scene, badness, draws).mean(axis=(1, 2))  # (B,): criterion, mean over seeds
+    se = float(np.std(values, ddof=1))
+    within = {r: criterion(summaries[r]) >= criterion(summaries[best]) - se for r in recipes}
+    chosen = min((r for r in recipes if allowed[r] and within[r]), key=lambda r: (r.conservative_rank, recipes.index(r)))
+    return Choice(chosen, best, summaries, gains, allowed, se, within)
 
 
-def paired_gain_low(prediction: np.ndarray, reference: np.ndarray, badness: np.ndarray, scenes: Sequence[str],
-                    distortions: Sequence[str], samples: int = 1000, level: float = 0.95, seed: int = 0) -> Pooled:
-    """Lower ends of the ``level`` intervals of the pooled SRCC and plain PLCC gain of
-    ``prediction`` over ``reference`` (both distances of the same items): a paired, stratified
-    bootstrap over scenes (:func:`scene_strata`), both scored on each resample. Only ``srcc`` and
-    ``plcc`` of the result are set (the others are NaN).
-
-    Shape:
-        - prediction, reference, badness: :math:`(N,)`; scenes, distortions: ``N`` labels.
-    """
-    draws = scene_bootstrap(scenes, range(len(badness)), samples, seed, scene_strata(scenes, distortions))
-    values = bootstrap_correlations(np.stack([prediction, reference]), badness, draws)  # (B, 2, 2)
-    low = np.quantile(values[:, 0] - values[:, 1], (1 - level) / 2, axis=0)
-    return Pooled(len(badness), float(low[0]), float(low[1]), float('nan'), float('nan'))
-
-
-def ship_decision(nested: Pooled, label_free: Pooled, distortion: dict[str, Pooled],
-                  label_free_distortion: dict[str, Pooled], gain_low: Pooled) -> tuple[bool, str]:
+def ship_decision(gain: dict[str, Gain], fold_gains: dict[str, dict[str, Gain]]) -> tuple[bool, str]:
     """Whether human-trained heads become the default, and why (one line).
 
     Args:
-        nested: pooled held-out correlations of the nested procedure on the scene folds.
-        label_free: the label-free heads on the same items.
-        distortion, label_free_distortion: per distortion fold, the chosen recipe and label-free.
-        gain_low: :func:`paired_gain_low` of the nested predictions over label-free.
+        gain: :func:`paired_gain` of the nested procedure's held-out predictions over label-free
+            on the scene folds (all items).
+        fold_gains: the chosen recipe's distortion folds, each as :func:`paired_gain` over label-free.
     """
-    statistics = (('SRCC', 'srcc'), ('plain PLCC', 'plcc'))
-    losses = [f'nested pooled {name} {getattr(nested, attr):.3f} <= label-free {getattr(label_free, attr):.3f}'
-              for name, attr in statistics if not getattr(nested, attr) > getattr(label_free, attr)]
-    losses += [f'the {name} gain is within the noise (interval from {getattr(gain_low, attr):+.3f})'
-               for name, attr in statistics
-               if getattr(nested, attr) > getattr(label_free, attr) and not getattr(gain_low, attr) > 0]
-    losses += [f'distortion fold {kind}: {name} {getattr(p, attr):.3f} < label-free '
-               f'{getattr(label_free_distortion[kind], attr):.3f} - {DISTORTION_MARGIN}'
-               for kind, p in distortion.items() for name, attr in statistics
-               if getattr(p, attr) < getattr(label_free_distortion[kind], attr) - DISTORTION_MARGIN]
+    margin = NONINFERIORITY_MARGIN
+    losses = [f'the {name} gain may be a loss beyond {margin} ({gain[a].estimate:+.3f}, interval from {gain[a].low:+.3f})'
+              for name, a in STATISTICS if not gain[a].low > -margin]
+    if not any(gain[a].low > 0 for _, a in STATISTICS):
+        losses.append('no gain beyond the noise (' + ', '.join(
+            f'{name} {gain[a].estimate:+.3f}, interval from {gain[a].low:+.3f}' for name, a in STATISTICS) + ')')
+    losses += fold_losses(fold_gains)
     if losses:
         return False, 'label-free stays: ' + '; '.join(losses)
-    return True, (f'ships: nested pooled SRCC {nested.srcc:.3f} > {label_free.srcc:.3f} and plain PLCC '
-                  f'{nested.plcc:.3f} > {label_free.plcc:.3f}, both gains above the noise (intervals from '
-                  f'{gain_low.srcc:+.3f}, {gain_low.plcc:+.3f}); no distortion fold loses beyond {DISTORTION_MARGIN}')
+    gains = ', '.join(f'{name} {gain[a].estimate:+.3f} (interval from {gain[a].low:+.3f})' for name, a in STATISTICS)
+    return True, (f'ships: nested gains over label-free {gains}: no loss beyond {margin}, a gain beyond the noise; '
+                  'no distortion fold loses beyond its noise')
