@@ -88,8 +88,9 @@ def _notes(reports: list[CVReport], protocol: Protocol) -> list[str]:
         'the 14 JPEG-only scenes with replacement, keeping the data\'s design. The label-free rows use no label: '
         'every image scored by the shipped v0.1 heads.',
         '`ships` (a non-inferiority test of the NESTED estimate against label-free; recipes/recipe_selection.py, '
-        'ship_decision): human-trained heads become the default only where the lower end of the 95% interval of '
-        'the gain (a paired stratified bootstrap over scenes) is above '
+        'ship_decision; each check a one-sided test at 5%, reading one end of the 90% interval): human-trained heads '
+        'become the default only where the lower end of the 90% interval of the gain (a paired stratified '
+        f'bootstrap over scenes, {protocol.ship_samples} resamples) is above '
         f'-{NONINFERIORITY_MARGIN} in both pooled SRCC and plain PLCC (no loss beyond the margin) and above 0 in '
         'at least one (a gain beyond the noise), and no distortion fold of the chosen recipe loses beyond its own '
         'noise (the upper end of its paired gain interval, a bootstrap over that fold\'s scenes, below 0).',
@@ -201,9 +202,9 @@ def candidates_table(reports: list[CVReport]) -> Table:
     columns = list(dict.fromkeys(k for row in rows for k in row))
     notes = [
         'Scene folds and distortion folds as in human_heads_cv (pooled out-of-fold, mean over seeds). criterion = '
-        f'(pooled SRCC + plain PLCC) / 2. admissible: on the scene folds neither pooled SRCC nor plain PLCC more than '
-        f'{NONINFERIORITY_MARGIN} below label-free, and no distortion fold losing beyond its own noise (`<fold> '
-        '<statistic> gain high`: upper end of the 95% interval of the fold\'s gain over label-free, a paired '
+        '(pooled SRCC + plain PLCC) / 2. admissible: on the scene folds no loss to label-free in pooled SRCC or plain '
+        'PLCC, and no distortion fold losing beyond its own noise (`<fold> '
+        '<statistic> gain high`: upper end of the 90% interval of the fold\'s gain over label-free, a paired '
         'bootstrap over the fold\'s scenes; below 0 refuses). best: the admissible recipe of highest criterion. '
         'SE: the standard deviation of the best\'s criterion over the stratified bootstrap over scenes. '
         'CHOSEN (the one-standard-error rule): the most conservative admissible recipe whose criterion is within one '

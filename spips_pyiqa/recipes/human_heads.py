@@ -57,7 +57,7 @@ from spips_pyiqa.metric_configs import HUMAN_TRAINED, LABEL_FREE, VARIANTS as ME
 from spips_pyiqa.metrics.grouped_cv import Pooled, grouped_folds, pooled
 from spips_pyiqa.recipes.heads_features import Features, cached_features, scores
 from spips_pyiqa.recipes.linear_heads import Batch, stacked_means, train_batch
-from spips_pyiqa.recipes.recipe_selection import Choice, Evaluation, Gain, choose, paired_gain, scene_strata, ship_decision
+from spips_pyiqa.recipes.recipe_selection import LEVEL, Choice, Evaluation, Gain, choose, paired_gain, scene_strata, ship_decision
 
 __all__ = [
     'FEATURE_CACHE',
@@ -193,8 +193,12 @@ class Protocol:
         folds, seeds: grouped K-fold by scene, repeated once per seed (the scene estimate).
         inner_folds, inner_seeds: the same inside each outer fold of :func:`nested_cv`.
         nested_seed: the outer folds of :func:`nested_cv`.
-        samples, level: bootstrap over scenes of :func:`~spips_pyiqa.recipes.recipe_selection.choose` and
-            of the ship rule (:func:`~spips_pyiqa.recipes.recipe_selection.paired_gain`).
+        samples, level: bootstrap over scenes of :func:`~spips_pyiqa.recipes.recipe_selection.choose`
+            (one-SE rule, distortion folds) and level of every interval.
+        ship_samples: resamples of the ship rule's paired bootstrap
+            (:func:`~spips_pyiqa.recipes.recipe_selection.paired_gain` of the nested predictions):
+            one call, so many, that the decision never hinges on the Monte Carlo error of a 2.5%
+            quantile (25 resamples in the tail at 1000).
     """
 
     folds: int = 5
@@ -203,7 +207,8 @@ class Protocol:
     inner_seeds: tuple[int, ...] = (0,)
     nested_seed: int = 0
     samples: int = 1000
-    level: float = 0.95
+    level: float = LEVEL
+    ship_samples: int = 20000
 
 
 PROTOCOL = Protocol()
@@ -417,7 +422,7 @@ def cross_validation_report(variant: str, features: Features, protocol: Protocol
     curves = (evaluate(start, features, [choice.chosen], None, protocol.folds, protocol.seeds[:1], curves=True)[0].curves
               if choice.chosen.learn else {})
     gain, = paired_gain(nested, label_free_scores, features.badness, features.scenes,
-                        scene_strata(features.scenes, features.distortions), samples=protocol.samples,
+                        scene_strata(features.scenes, features.distortions), samples=protocol.ship_samples,
                         level=protocol.level)
     return CVReport(variant, choice, evaluations, label_free_scores, nested, nested_choices, features.badness, curves,
                     gain)
@@ -485,12 +490,18 @@ def reports(variants: Sequence[str], roots: Sequence[Path] | None = None, cache:
 
 
 def write_shipped_heads(report: CVReport, features: Features) -> str:
-    """Write (or, where the ship rule refuses, remove) the v``HUMAN_TRAINED`` heads of a variant."""
+    """Write (or, where the ship rule refuses, remove) the v``HUMAN_TRAINED`` heads of a variant.
+
+    Earlier versions' files are left alone: a refused variant keeps the default the variants table
+    names for it (an earlier human-trained version that shipped under its own rule, or label-free).
+    """
     net, groups = VARIANTS[report.variant]
     path = default_heads_path(net, groups, HUMAN_TRAINED)
     if not report.ships:
         path.unlink(missing_ok=True)
-        return f'{report.variant}: {report.decision[1]}; label-free v{LABEL_FREE} is the default'
+        kept = METRIC_VARIANTS[report.variant].heads
+        kept = LABEL_FREE if kept == HUMAN_TRAINED else kept
+        return f'{report.variant}: {report.decision[1]}; no v{HUMAN_TRAINED} heads, its default stays v{kept}'
     heads, meta = build_human_heads(report, features)
     save_heads(heads, path, meta)
     return f'{report.variant}: wrote {path.name} ({meta["provenance"]})'

@@ -10,8 +10,8 @@ them, as leaderboards measure (:mod:`spips_pyiqa.metrics.grouped_cv`):
   its ``level`` interval, from a paired bootstrap over scenes (stratified by each scene's set of
   distortion types, :func:`scene_strata`): the noise level of every rule below;
 * :func:`admissible`: a recipe may replace the label-free heads only if, on the scene folds, it
-  loses to them in neither pooled SRCC nor plain PLCC by more than :data:`NONINFERIORITY_MARGIN`,
-  and no distortion fold loses *beyond its own noise* (the upper end of that fold's paired gain
+  is at least as good in pooled SRCC and in plain PLCC (out-of-fold, so already held out; a recipe
+  that trades one statistic for the other is not a candidate), and no distortion fold loses *beyond its own noise* (the upper end of that fold's paired gain
   interval, a bootstrap over the fold's scenes, is below 0): 13-15 images of 3 scenes cannot veto a
   recipe by one swapped pair;
 * :func:`choose`: the admissible recipe with the best criterion (mean of pooled SRCC and plain
@@ -33,6 +33,8 @@ References:
     L. Breiman, J. Friedman, R. Olshen, C. Stone, "Classification and Regression Trees", 1984
     (the one-standard-error rule: the simplest model within one standard error of the best).
     S. Wellek, "Testing Statistical Hypotheses of Equivalence and Noninferiority", 2010.
+    D. J. Schuirmann, "A comparison of the two one-sided tests procedure and the power approach for
+    assessing the equivalence of average bioavailability", J. Pharmacokinet. Biopharm., 1987.
 """
 
 from collections.abc import Sequence
@@ -43,12 +45,16 @@ import numpy as np
 
 from spips_pyiqa.metrics.grouped_cv import Pooled, bootstrap_correlations, pooled, scene_bootstrap
 
-__all__ = ['NONINFERIORITY_MARGIN', 'STATISTICS', 'Choice', 'Evaluation', 'Gain', 'Summary', 'admissible', 'choose',
+__all__ = ['LEVEL', 'NONINFERIORITY_MARGIN', 'STATISTICS', 'Choice', 'Evaluation', 'Gain', 'Summary', 'admissible', 'choose',
            'criterion', 'fold_losses', 'paired_gain', 'scene_strata', 'ship_decision', 'summarise']
 
-#: How far below label-free (pooled SRCC or plain PLCC) a recipe may be and still count as "no
-#: worse": on the scene folds (point estimate) and in the ship rule (lower end of the gain interval).
+#: How far below label-free (pooled SRCC or plain PLCC) the nested estimate may be and still count
+#: as "no worse" in the ship rule (the lower end of the gain's interval must lie above ``-margin``).
 NONINFERIORITY_MARGIN = 0.01
+#: Level of the paired intervals every rule reads. Each rule is a one-sided test at 5% (no loss
+#: beyond the margin; a gain beyond 0; a distortion fold's loss beyond 0) and reads one end of the
+#: two-sided 90% interval, i.e. a one-sided 95% bound: Schuirmann's two one-sided tests.
+LEVEL = 0.90
 #: The two statistics every rule reads: (name in the tables, attribute of :class:`Pooled`).
 STATISTICS = (('SRCC', 'srcc'), ('plain PLCC', 'plcc'))
 
@@ -123,7 +129,7 @@ def scene_strata(scenes: Sequence[str], distortions: Sequence[str]) -> list[str]
 
 
 def paired_gain(predictions: np.ndarray, reference: np.ndarray, badness: np.ndarray, scenes: Sequence[str],
-                strata: Sequence[str], items: Sequence[int] | None = None, samples: int = 1000, level: float = 0.95,
+                strata: Sequence[str], items: Sequence[int] | None = None, samples: int = 1000, level: float = LEVEL,
                 seed: int = 0) -> list[dict[str, Gain]]:
     """Per row of ``predictions``, its :class:`Gain` over ``reference`` in pooled SRCC and plain
     PLCC on ``items`` (default all): both scored on each resample of a bootstrap over scenes
@@ -153,11 +159,11 @@ def fold_losses(fold_gains: dict[str, dict[str, Gain]]) -> list[str]:
 
 
 def admissible(summary: Summary, label_free: Summary, fold_gains: dict[str, dict[str, Gain]]) -> bool:
-    """Non-inferior to label-free on the scene folds (pooled SRCC and plain PLCC at most
-    :data:`NONINFERIORITY_MARGIN` below), and no distortion fold loses beyond its noise
-    (:func:`fold_losses`; ``fold_gains`` from :func:`paired_gain` on each fold's items)."""
-    return all(getattr(summary.scene, a) >= getattr(label_free.scene, a) - NONINFERIORITY_MARGIN
-               for _, a in STATISTICS) and not fold_losses(fold_gains)
+    """At least as good as label-free in pooled SRCC and plain PLCC on the scene folds, and no
+    distortion fold loses beyond its noise (:func:`fold_losses`; ``fold_gains`` from
+    :func:`paired_gain` on each fold's items)."""
+    return all(getattr(summary.scene, a) >= getattr(label_free.scene, a) for _, a in STATISTICS) \
+        and not fold_losses(fold_gains)
 
 
 @dataclass
@@ -197,7 +203,7 @@ def _fold_gains(evaluations: Sequence[Evaluation], badness: np.ndarray, scenes: 
 
 
 def choose(evaluations: Sequence[Evaluation], badness: np.ndarray, scenes: Sequence[str],
-           distortions: Sequence[str], samples: int = 1000, level: float = 0.95, seed: int = 0) -> Choice:
+           distortions: Sequence[str], samples: int = 1000, level: float = LEVEL, seed: int = 0) -> Choice:
     """The recipe the protocol chooses among ``evaluations`` (see the module docstring).
 
     The first evaluation must be the label-free heads (the reference of :func:`admissible`); all
