@@ -10,16 +10,16 @@ scores well that is not ``r``. ``python -m spips_pyiqa benchmark --only objectiv
 Protocol (the defaults; ``--objective-size``, ``--objective-steps``, ``--objective-photos`` and
 ``--objective-metrics`` change them):
 
-* **references**: the scikit-image photographs of :data:`PHOTOS`, each resized (antialiased) so that
-  its short side is :data:`SIZE` px, then centre-cropped to a square (:func:`reference`). 64 px is
+* **references**: the scikit-image photographs of :data:`PHOTOS` (astronaut, coffee, chelsea), each
+  resized (antialiased) so that its short side is :data:`SIZE` (64) px, then centre-cropped to a square (:func:`reference`). 64 px is
   the patch size LPIPS was trained on and the smallest SPIPS accepts; it keeps the three VGG metrics
   within the time budget on a 2-core CPU. pyiqa's ``ms_ssim`` needs at least 176 px (five scales of
   an 11 px window): below that it cannot run, and the table says so with pyiqa's error.
 * **starts** (:data:`STARTS`, :func:`start_image`): each reference with Gaussian noise (σ = 0.1),
   Gaussian blur (σ = 2 px), JPEG (quality 10), or blur then noise, through
   :mod:`spips_pyiqa.data.distortions`; the noise of photo ``i`` is seeded with ``SEED + i``.
-* **optimiser**: Adam (default betas) on the pixels themselves, learning rate :data:`LR` halved every
-  fifth of the :data:`STEPS` steps, and after every step the pixels are **projected onto [0, 1]**
+* **optimiser**: Adam (default betas) on the pixels themselves, learning rate :data:`LR` (0.02) halved
+  every fifth of the :data:`STEPS` (100) steps (the budget: minutes for all metrics on a 2-core CPU), and after every step the pixels are **projected onto [0, 1]**
   (clamped in place), as in the authors' ``examples/recover.py`` (Adam, clamp after each step, step
   size halved during the run). Not a sigmoid of free parameters: it cannot reach the photographs'
   black and white pixels and shrinks the step of dark and bright pixels; not a clamp inside the loss:
@@ -29,18 +29,19 @@ Protocol (the defaults; ``--objective-size``, ``--objective-steps``, ``--objecti
   pyiqa 0.1.16's ``as_loss`` only enables gradients and reduces; it does **not** negate metrics whose
   ``lower_better`` is ``False`` (``psnr``, ``ssim``, ``ms_ssim``), so :func:`recover` minimises
   ``score`` when ``lower_better`` and ``-score`` otherwise. pyiqa's ``ssim`` and ``ms_ssim`` compare
-  the luminance (Y of YIQ) only: as objectives they leave the colour of the start untouched.
+  the luminance (Y of YIQ) only: as objectives, nothing drives the colour towards the reference.
 * **batch**: all photographs x starts are optimised in one batch per objective; each metric scores
   every image on its own and Adam and the projection act per pixel, so this is the same as one run
   per image (``tests/test_objective.py`` checks it).
 * **records**: the PSNR to the reference of every image after every step (the curves); every metric
-  of the run (the optimised one included) on every image at the checkpoints: the start (step 0),
-  every :data:`CHECK_EVERY` steps and the last step. SSIM is among them.
-* **determinism**: one torch thread during the section (the result does not depend on the machine's
-  core count; on a shared machine it also avoids oversubscription), ``torch.manual_seed(SEED)``
+  of the run (the optimised one included) and :data:`MEASURES` (psnr, ssim) on every image at the
+  checkpoints: the start (step 0, once: it is the same for every objective), every
+  :data:`CHECK_EVERY` (50) steps and the last step.
+* **determinism**: one torch thread during the section (the result does not depend on the number of
+  cores; on a shared machine it also avoids oversubscription), ``torch.manual_seed(SEED)``
   before each objective, no randomness in the loop: the same configuration gives the same numbers.
 
-The tables (:func:`objective_tables`) give the final values, mean over the photographs, ranked by
+The tables (:func:`spips_pyiqa.benchmark.objective_report.objective_tables`) give the final values, mean over the photographs, ranked by
 PSNR within each start; the figures are in :mod:`spips_pyiqa.benchmark.figures`.
 """
 
@@ -56,8 +57,8 @@ from spips_pyiqa.benchmark.processes import load_average
 from spips_pyiqa.data.distortions import DISTORTIONS, photo
 from spips_pyiqa.metric_configs import LABEL_FREE, LABEL_FREE_SUFFIX, VARIANTS
 
-__all__ = ['CHECK_EVERY', 'LR', 'MEASURES', 'PHOTOS', 'SIZE', 'STARTS', 'STEPS', 'ObjectiveRun', 'Recovery', 'default_objectives',
-           'load_objectives', 'recover', 'reference', 'run_objective', 'start_image']
+__all__ = ['CHECK_EVERY', 'LR', 'MEASURES', 'PHOTOS', 'SIZE', 'STARTS', 'STEPS', 'ObjectiveRun', 'Recovery',
+           'default_objectives', 'load_objectives', 'recover', 'reference', 'run_objective', 'start_image']
 
 PHOTOS = ('astronaut', 'coffee', 'chelsea')
 SIZE = 64

@@ -63,12 +63,28 @@ def _findings(run: ObjectiveRun) -> list[str]:
     """Lines computed from the results: best per start, and where the default SPIPS is worse."""
     starts = _start_means(run)
     finals = {name: _final(run, name) for name in run.recoveries}
+    others = [name for name in finals if name not in MEASURES]
+
+    def best(names: Sequence[str], index: int) -> str:
+        found = {m: max(names, key=lambda n: finals[n][m][index].item()) for m in MEASURES}
+        return ', '.join(f'{m} {finals[found[m]][m][index]:.3f} by `{found[m]}`' for m in MEASURES)
+
     lines = []
     for index, start in enumerate(run.starts):
-        best = {m: max(finals, key=lambda n: finals[n][m][index].item()) for m in MEASURES}
         lines.append(f'From {start} (start: ' + ', '.join(f'{m} {starts[m][index]:.3f}' for m in MEASURES)
-                     + '): best ' + ', '.join(f'{m} by `{best[m]}` ({finals[best[m]][m][index]:.3f})'
-                                             for m in MEASURES) + '.')
+                     + f'): best {best(list(finals), index)}'
+                     + (f'; among the objectives that are not a measure themselves: {best(others, index)}'
+                        if others else '') + '.')
+    lines.append('`psnr` and `ssim` optimise the measures themselves, so they are expected to lead on their own '
+                 'measure; `ssim` sees the luminance only (pyiqa\'s default), so nothing drives the colour of its '
+                 'results towards the reference.')
+    away = []
+    for index, start in enumerate(run.starts):
+        names = [f'`{n}`' for n in finals if finals[n]['psnr'][index] < starts['psnr'][index]]
+        if names:
+            away.append(f'from {start}: {", ".join(names)}')
+    lines.append('Objectives whose result is further from the reference than the start (lower PSNR): '
+                 + ('; '.join(away) or 'none') + '.')
     if DEFAULT_VARIANT not in finals:
         return lines
     mine, worse = finals[DEFAULT_VARIANT], []
@@ -83,9 +99,6 @@ def _findings(run: ObjectiveRun) -> list[str]:
             worse.append(f'from {start}: ' + '; '.join(clauses))
     lines.append(f'Where `{DEFAULT_VARIANT}` recovers less than another objective (computed from the results): '
                  + ('. '.join(worse) if worse else 'nowhere: no objective recovers a higher PSNR or SSIM') + '.')
-    lines.append('`psnr` and `ssim` optimise the measures themselves, so they are expected to lead on their own '
-                 'measure; `ssim` sees the luminance only (pyiqa\'s default), so its results keep the start\'s '
-                 'colour errors.')
     return lines
 
 
