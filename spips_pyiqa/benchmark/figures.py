@@ -13,6 +13,7 @@ the reference-recovery test.
 """
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -145,14 +146,14 @@ def objective_recovered_figure(run: ObjectiveRun, path, photo_index: int = 0) ->
     refs, starts = run.by_start(run.refs)[:, photo_index], run.by_start(run.start_images)[:, photo_index]
     psnr = run.by_start(run.start_scores['psnr'])[:, photo_index]
     columns = len(run.recoveries) + 2
-    figure, axes = plt.subplots(len(run.starts), columns, figsize=(1.45 * columns, 1.7 * len(run.starts)),
+    figure, axes = plt.subplots(len(run.starts), columns, figsize=(1.6 * columns, 1.8 * len(run.starts)),
                                 squeeze=False)
     for row, start in enumerate(run.starts):
         _show_image(axes[row][0], starts[row:row + 1], f'start: {start}\n{psnr[row]:.1f} dB')
         for axis, (name, recovery) in zip(axes[row][1:], run.recoveries.items()):
             result = run.by_start(recovery.result)[row, photo_index]
             score = run.by_start(recovery.checkpoints[run.steps]['psnr'])[row, photo_index]
-            _show_image(axis, result[None], f'{name}\n{score:.1f} dB')
+            _show_image(axis, result[None], f'{textwrap.fill(name, 21)}\n{score:.1f} dB')
         _show_image(axes[row][-1], refs[row:row + 1], 'reference')
     title = (f'Reference recovery: skimage {run.photos[photo_index]}, {run.size} px, after {run.steps} Adam steps '
              '(PSNR to the reference under each)')

@@ -134,11 +134,11 @@ def _scores(metric: torch.nn.Module, target: torch.Tensor, ref: torch.Tensor) ->
 
 @dataclass
 class Recovery:
-    """One objective's run over a batch of (start, reference) images.
+    r"""One objective's run over a batch of (start, reference) images.
 
     Attributes:
         psnr: PSNR to the reference after each step, step 0 (the start) included; shape
-            :math:`(\\text{steps} + 1, N)`.
+            :math:`(\text{steps} + 1, N)`.
         checkpoints: step -> metric name -> per-image scores, shape :math:`(N,)` (not step 0: the
             start is the same for every objective, :attr:`ObjectiveRun.start_scores`).
         result: the images after the last step, shape :math:`(N, 3, H, W)`.
@@ -184,12 +184,12 @@ def recover(objective: torch.nn.Module, starts: torch.Tensor, refs: torch.Tensor
 
 @dataclass
 class ObjectiveRun:
-    """Everything :func:`run_objective` measured.
+    r"""Everything :func:`run_objective` measured.
 
     Attributes:
         photos, starts: the images of the batch are ``(start, photo)`` for start in ``starts``, photo
             in ``photos``, in that order (start-major).
-        refs: the references repeated per start, shape :math:`(S \\cdot P, 3, H, W)`.
+        refs: the references repeated per start, shape :math:`(S \cdot P, 3, H, W)`.
         start_images: the starts, same shape.
         start_scores: metric name -> per-image scores of the starts, shape :math:`(S \cdot P,)`.
         recoveries: objective name -> :class:`Recovery`.
@@ -218,7 +218,7 @@ class ObjectiveRun:
     seconds: float
 
     def by_start(self, values: torch.Tensor) -> torch.Tensor:
-        """Per-image ``values`` regrouped: shape :math:`(S \\cdot P, ...)` to :math:`(S, P, ...)`."""
+        r"""Per-image ``values`` regrouped: shape :math:`(S \cdot P, ...)` to :math:`(S, P, ...)`."""
         return values.reshape(len(self.starts), len(self.photos), *values.shape[1:])
 
 

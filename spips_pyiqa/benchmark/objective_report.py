@@ -22,6 +22,8 @@ __all__ = ['START_ROW', 'checkpoint_table', 'column', 'objective_tables']
 
 #: The ``objective`` cell of the rows that describe the start image (no optimisation).
 START_ROW = '(start image)'
+#: A PSNR gain over the last tenth of the steps above this (dB) counts as still converging.
+RISING_DB = 0.5
 
 
 def column(run: ObjectiveRun, metric: str) -> str:
@@ -85,6 +87,12 @@ def _findings(run: ObjectiveRun) -> list[str]:
             away.append(f'from {start}: {", ".join(names)}')
     lines.append('Objectives whose result is further from the reference than the start (lower PSNR): '
                  + ('; '.join(away) or 'none') + '.')
+    tail = max(run.steps // 10, 1)
+    rising = {name: (r.psnr[-1] - r.psnr[-1 - tail]).mean().item() for name, r in run.recoveries.items()}
+    lines.append(f'Still rising at the last step (PSNR gain over the last {tail} steps, mean over the images, above '
+                 f'{RISING_DB:g} dB): ' + (', '.join(f'`{n}` (+{g:.2f} dB)' for n, g in rising.items() if g > RISING_DB)
+                                          or 'none')
+                 + f'. The tables compare where each objective is after {run.steps} steps, not where it would end.')
     if DEFAULT_VARIANT not in finals:
         return lines
     mine, worse = finals[DEFAULT_VARIANT], []
