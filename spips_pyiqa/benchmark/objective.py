@@ -11,17 +11,19 @@ Protocol (the defaults; ``--objective-size``, ``--objective-steps``, ``--objecti
 ``--objective-metrics`` change them):
 
 * **references**: the scikit-image photographs of :data:`PHOTOS` (astronaut, coffee, chelsea), each
-  resized (antialiased) so that its short side is :data:`SIZE` (64) px, then centre-cropped to a square (:func:`reference`). 64 px is
-  the patch size LPIPS was trained on and the smallest SPIPS accepts; it keeps the three VGG metrics
-  within the time budget on a 2-core CPU. pyiqa's ``ms_ssim`` needs at least 176 px (five scales of
+  resized (antialiased) so that its short side is :data:`SIZE` (64) px, then centre-cropped to a
+  square (:func:`reference`). 64 px is the patch size LPIPS was trained on and the smallest SPIPS
+  accepts; it keeps the three VGG metrics within the time budget on a 2-core CPU. pyiqa's ``ms_ssim`` needs at least 176 px (five scales of
   an 11 px window): below that it cannot run, and the table says so with pyiqa's error.
 * **starts** (:data:`STARTS`, :func:`start_image`): each reference with Gaussian noise (σ = 0.1),
   Gaussian blur (σ = 2 px), JPEG (quality 10), or blur then noise, through
   :mod:`spips_pyiqa.data.distortions`; the noise of photo ``i`` is seeded with ``SEED + i``.
 * **optimiser**: Adam (default betas) on the pixels themselves, learning rate :data:`LR` (0.02) halved
-  every fifth of the :data:`STEPS` (100) steps (the budget: minutes for all metrics on a 2-core CPU), and after every step the pixels are **projected onto [0, 1]**
-  (clamped in place), as in the authors' ``examples/recover.py`` (Adam, clamp after each step, step
-  size halved during the run). Not a sigmoid of free parameters: it cannot reach the photographs'
+  every fifth of the :data:`STEPS` (100) steps (the budget: minutes for all metrics on a 2-core CPU;
+  several curves still rise at the end, and the tables say which), and after every step the pixels
+  are **projected onto [0, 1]** (clamped in place), as in the authors' ``examples/recover.py``
+  (github.com/dingkeyan93/IQA-optimization: Adam, clamp after each step, step size halved during the
+  run). Not a sigmoid of free parameters: it cannot reach the photographs'
   black and white pixels and shrinks the step of dark and bright pixels; not a clamp inside the loss:
   its gradient is zero outside [0, 1], so a pixel that overshoots stays stuck there.
 * **objective**: the metric built by ``pyiqa.create_metric(name, as_loss=True,
@@ -41,8 +43,9 @@ Protocol (the defaults; ``--objective-size``, ``--objective-steps``, ``--objecti
   cores; on a shared machine it also avoids oversubscription), ``torch.manual_seed(SEED)``
   before each objective, no randomness in the loop: the same configuration gives the same numbers.
 
-The tables (:func:`spips_pyiqa.benchmark.objective_report.objective_tables`) give the final values, mean over the photographs, ranked by
-PSNR within each start; the figures are in :mod:`spips_pyiqa.benchmark.figures`.
+The tables (:func:`spips_pyiqa.benchmark.objective_report.objective_tables`) give the final values,
+mean over the photographs, ranked by PSNR within each start; the figures are in
+:mod:`spips_pyiqa.benchmark.figures`.
 """
 
 import time
