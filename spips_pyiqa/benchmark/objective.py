@@ -13,8 +13,9 @@ Protocol (the defaults; ``--objective-size``, ``--objective-steps``, ``--objecti
 * **references**: the scikit-image photographs of :data:`PHOTOS` (astronaut, coffee, chelsea), each
   resized (antialiased) so that its short side is :data:`SIZE` (64) px, then centre-cropped to a
   square (:func:`reference`). 64 px is the patch size LPIPS was trained on and the smallest SPIPS
-  accepts; it keeps the three VGG metrics within the time budget on a 2-core CPU. pyiqa's ``ms_ssim`` needs at least 176 px (five scales of
-  an 11 px window): below that it cannot run, and the table says so with pyiqa's error.
+  accepts; it keeps the three VGG metrics within the time budget on a 2-core CPU. pyiqa's ``ms_ssim``
+  needs at least 176 px (five scales of an 11 px window): below that it cannot run, and the table says
+  so with pyiqa's error.
 * **starts** (:data:`STARTS`, :func:`start_image`): each reference with Gaussian noise (σ = 0.1),
   Gaussian blur (σ = 2 px), JPEG (quality 10), or blur then noise, through
   :mod:`spips_pyiqa.data.distortions`; the noise of photo ``i`` is seeded with ``SEED + i``.
