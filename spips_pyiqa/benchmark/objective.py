@@ -62,7 +62,7 @@ from spips_pyiqa.data.distortions import DISTORTIONS, photo
 from spips_pyiqa.metric_configs import LABEL_FREE, LABEL_FREE_SUFFIX, VARIANTS
 
 __all__ = ['CHECK_EVERY', 'LR', 'MEASURES', 'PHOTOS', 'SIZE', 'STARTS', 'STEPS', 'ObjectiveRun', 'Recovery',
-           'default_objectives', 'load_objectives', 'recover', 'reference', 'run_objective', 'start_image']
+           'default_objectives', 'load_objectives', 'one_thread', 'recover', 'reference', 'run_objective', 'start_image']
 
 PHOTOS = ('astronaut', 'coffee', 'chelsea')
 SIZE = 64
@@ -227,7 +227,8 @@ class ObjectiveRun:
 
 
 @contextmanager
-def _one_thread():
+def one_thread():
+    """Run the block with one torch thread (the protocol's), then restore the thread count."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -259,7 +260,7 @@ def run_objective(names: Sequence[str] | None = None, photos: Sequence[str] = PH
     """
     names = list(dict.fromkeys(names or default_objectives()))
     load_before, began = load_average(), time.perf_counter()
-    with _one_thread():
+    with one_thread():
         loaded, failed = _usable(load_objectives(list(dict.fromkeys([*MEASURES, *names]))),
                                  reference(photos[0], size))
         refs = torch.cat([reference(name, size) for name in photos])

@@ -285,11 +285,13 @@ def run_scoring(args) -> None:
 
 def run_objective(args) -> None:
     from spips_pyiqa.benchmark.figures import objective_curves_figure, objective_recovered_figure
+    from spips_pyiqa.benchmark.objective import one_thread
     from spips_pyiqa.benchmark.objective import run_objective as recovery_test
     from spips_pyiqa.benchmark.objective_report import checkpoint_table, objective_tables
     from spips_pyiqa.benchmark.tables import write_csv
 
-    machine = environment()
+    with one_thread():
+        machine = environment()  # states the thread count the run uses
     result = recovery_test(args.objective_metrics, args.objective_photos, args.objective_size, args.objective_steps,
                            say=_say)
     for stem, table in objective_tables(result, machine).items():
