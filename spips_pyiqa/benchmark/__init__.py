@@ -6,7 +6,9 @@
   ``human_heads_cv``: cross-validation tables of the human-trained heads; ``numerics``: memory and
   perturbation checks; ``scale``: training and scoring throughput, 1 vs 2 processes under torchrun;
   ``synthetic_bapps``: a BAPPS-layout set with simulated raters, to time training at scale;
-  ``cache``: per-metric score cache; ``tables``: CSV / Markdown tables.
+  ``cache``: per-metric score cache; ``tables``: CSV / Markdown tables; ``objective``: the
+  reference-recovery test (each metric minimised over the pixels of distorted photographs, Ding et al.
+  IJCV 2021) and ``objective_report``: its tables.
 
 May import: everything: archs, data, metrics, models, losses, utils, recipes, evaluation, cli (its
 argument helpers).
