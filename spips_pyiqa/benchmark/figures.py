@@ -157,4 +157,4 @@ def objective_recovered_figure(run: ObjectiveRun, path, photo_index: int = 0) ->
         _show_image(axes[row][-1], refs[row:row + 1], 'reference')
     title = (f'Reference recovery: skimage {run.photos[photo_index]}, {run.size} px, after {run.steps} Adam steps '
              '(PSNR to the reference under each)')
-    return _save(figure, title, path, dpi=100)
+    return _save(figure, title, path, dpi=72)
