@@ -1,4 +1,5 @@
-"""Figures of the benchmark (matplotlib, Agg backend): SPIPS quality maps and score-vs-DMOS scatters.
+"""Figures of the benchmark (matplotlib, Agg backend): SPIPS quality maps, score-vs-DMOS scatters and
+the reference-recovery test.
 
 * :func:`quality_map_figure`, like Figs. 3-4 of Lao & Yu (2025): for one (target, reference) pair,
   one row per SPIPS variant with the target, the reference, each group's quality map (traditional,
@@ -7,9 +8,12 @@
   title gives the map's mean, which approximates the group's distance.
 * :func:`scatter_figure`: a grid with one panel per metric, raw score against DMOS, one colour per
   distortion type, with the fitted logistic of the PLCC column.
+* :func:`objective_curves_figure` and :func:`objective_recovered_figure`: the reference-recovery test
+  of :mod:`spips_pyiqa.benchmark.objective`, PSNR against step and the recovered images.
 """
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,11 +26,12 @@ import torch
 
 from spips_pyiqa.metrics.bapps_scores import to_distance
 from spips_pyiqa.benchmark.agreement import LiveDev
+from spips_pyiqa.benchmark.objective import ObjectiveRun
 from spips_pyiqa.metrics.correlation import fit_logistic
 from spips_pyiqa.data.distortions import distort, photo
 from spips_pyiqa.archs.groups import GROUPS
 
-__all__ = ['map_pairs', 'quality_map_figure', 'scatter_figure']
+__all__ = ['map_pairs', 'objective_curves_figure', 'objective_recovered_figure', 'quality_map_figure', 'scatter_figure']
 
 #: scikit-image photographs and the distortion (kind, severity 0-3) shown for each.
 PHOTO_PAIRS = (('astronaut', 'noise', 2), ('coffee', 'blur', 2), ('chelsea', 'jpeg', 2))
@@ -112,3 +117,44 @@ def scatter_figure(scores: dict[str, np.ndarray], lower_better: dict[str, bool],
         axis.axis('off')
     axes.flat[0].legend(fontsize=8)
     return _save(figure, f'live_dev (LIVE subset, n={len(dataset.rows)}): metric score vs DMOS', path, dpi=80)
+
+
+def objective_curves_figure(run: ObjectiveRun, path) -> Path:
+    """PSNR to the reference (mean over the photographs) against step: one panel per start, one line
+    per optimised metric (SPIPS variants solid, the others dashed); write ``path`` (PNG)."""
+    figure, axes = plt.subplots(1, len(run.starts), figsize=(4 * len(run.starts) + 2, 4), squeeze=False, sharey=True)
+    colours = plt.get_cmap('tab20').colors
+    for number, (name, recovery) in enumerate(run.recoveries.items()):
+        curves = recovery.psnr.reshape(len(recovery.psnr), len(run.starts), len(run.photos)).mean(-1)
+        for axis, curve in zip(axes[0], curves.T):
+            axis.plot(curve.numpy(), '-' if name.startswith('spips') else '--', color=colours[number % len(colours)],
+                      linewidth=1.3, label=name)
+    for axis, start in zip(axes[0], run.starts):
+        axis.set_title(f'start: {start}', fontsize=10)
+        axis.set_xlabel('Adam step', fontsize=9)
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel('PSNR to the reference (dB)', fontsize=9)
+    axes[0][-1].legend(fontsize=8, loc='center left', bbox_to_anchor=(1.02, 0.5))
+    title = (f'Reference recovery: PSNR while minimising each metric (mean over {len(run.photos)} photographs, '
+             f'{run.size} px)')
+    return _save(figure, title, path, dpi=80)
+
+
+def objective_recovered_figure(run: ObjectiveRun, path, photo_index: int = 0) -> Path:
+    """Photograph ``photo_index`` of ``run``: one row per start, the start image, each optimised metric's
+    result (titled with its PSNR) and the reference; write ``path`` (PNG)."""
+    refs, starts = run.by_start(run.refs)[:, photo_index], run.by_start(run.start_images)[:, photo_index]
+    psnr = run.by_start(run.start_scores['psnr'])[:, photo_index]
+    columns = len(run.recoveries) + 2
+    figure, axes = plt.subplots(len(run.starts), columns, figsize=(1.6 * columns, 1.8 * len(run.starts)),
+                                squeeze=False)
+    for row, start in enumerate(run.starts):
+        _show_image(axes[row][0], starts[row:row + 1], f'start: {start}\n{psnr[row]:.1f} dB')
+        for axis, (name, recovery) in zip(axes[row][1:], run.recoveries.items()):
+            result = run.by_start(recovery.result)[row, photo_index]
+            score = run.by_start(recovery.checkpoints[run.steps]['psnr'])[row, photo_index]
+            _show_image(axis, result[None], f'{textwrap.fill(name, 21)}\n{score:.1f} dB')
+        _show_image(axes[row][-1], refs[row:row + 1], 'reference')
+    title = (f'Reference recovery: skimage {run.photos[photo_index]}, {run.size} px, after {run.steps} Adam steps '
+             '(PSNR to the reference under each)')
+    return _save(figure, title, path, dpi=72)

@@ -22,6 +22,11 @@ Sections (all by default; ``--only`` picks some, comma-separated):
   both tools several times): ``python -m spips_pyiqa score`` vs pyiqa's command line on 512 px and
   2K pairs, 1 and 2 processes, pairs/s of the whole process and where the time goes (start-up,
   decoding, metric, writing). See :mod:`spips_pyiqa.benchmark.scoring`.
+* ``objective`` (only with ``--only objective``: it runs gradient descent for every metric, minutes on
+  CPU): the reference-recovery test of Ding et al. (IJCV 2021): each metric (SPIPS variants, lpips,
+  lpips-vgg, dists, ssim, ms_ssim, psnr) minimised over the pixels of scikit-image photographs from
+  noisy, blurred, JPEG and blurred+noisy starts; final PSNR/SSIM to the reference and every metric's value
+  of the results, PSNR curves and the recovered images. See :mod:`spips_pyiqa.benchmark.objective`.
 * ``figures``: SPIPS quality maps of a few real pairs per variant, and score-vs-DMOS scatters. See
   :mod:`spips_pyiqa.benchmark.figures`.
 * ``typical``: each metric's median score for JPEG, blur and noise of two severities on the
@@ -54,9 +59,9 @@ from spips_pyiqa.benchmark.tables import Table, write_table
 from spips_pyiqa.cli.arguments import command_parser, fail, parse_or_exit_code, usage_error
 from spips_pyiqa.metric_configs import LABEL_FREE_SUFFIX, VARIANTS
 
-SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'typical', 'scale', 'scoring')
-#: Sections run when --only is not given (scale and scoring write thousands of images and run torchrun: asked for by
-#: name).
+SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'typical', 'scale', 'scoring', 'objective')
+#: Sections run when --only is not given (scale and scoring write thousands of images and run torchrun, objective runs
+#: minutes of gradient descent: asked for by name).
 DEFAULT_SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'typical')
 #: The SPIPS variants compared with the baselines: those with human-trained heads, each with its label-free twin.
 SPIPS_METRICS = tuple(n for n, v in VARIANTS.items() if v.human_trained)
@@ -74,7 +79,7 @@ RESULT_ORDER = (
     'default_heads', 'agreement_bapps', 'typical_values',
     'speed_cpu', 'speed_cpu_targets', 'memory_cpu', 'speed_spips_components', 'speed_spips_profile',
     'speed_cuda', 'speed_cuda_targets', 'memory_cuda', 'scale_training', 'scale_training_profile', 'scale_training_ops',
-    'scale_scoring', 'scoring_throughput',
+    'scale_scoring', 'scoring_throughput', 'objective_ranking', 'objective',
 )
 
 
@@ -278,6 +283,25 @@ def run_scoring(args) -> None:
     _write(table, args.out, 'scoring_throughput')
 
 
+def run_objective(args) -> None:
+    from spips_pyiqa.benchmark.figures import objective_curves_figure, objective_recovered_figure
+    from spips_pyiqa.benchmark.objective import one_thread
+    from spips_pyiqa.benchmark.objective import run_objective as recovery_test
+    from spips_pyiqa.benchmark.objective_report import checkpoint_table, objective_tables
+    from spips_pyiqa.benchmark.tables import write_csv
+
+    with one_thread():
+        machine = environment()  # states the thread count the run uses
+    result = recovery_test(args.objective_metrics, args.objective_photos, args.objective_size, args.objective_steps,
+                           say=_say)
+    for stem, table in objective_tables(result, machine).items():
+        _write(table, args.out, stem)
+    _say(f'wrote {write_csv(checkpoint_table(result), args.out, "objective_checkpoints")}')
+    figures = args.out / 'figures'
+    _say(f'wrote {objective_curves_figure(result, figures / "objective_curves.png")}')
+    _say(f'wrote {objective_recovered_figure(result, figures / "objective_recovered.png")}')
+
+
 def run_figures(args, metrics, cache) -> None:
     from spips_pyiqa.benchmark.figures import map_pairs, quality_map_figure, scatter_figure
 
@@ -341,6 +365,7 @@ TABLE_SOURCES = (
     ('scale_', '--only scale', 'spips_pyiqa/benchmark/scale.py'),
     ('scoring_', '--only scoring', 'spips_pyiqa/benchmark/scoring.py'),
     ('typical_values', '--only typical', 'spips_pyiqa/benchmark/typical_values.py'),
+    ('objective', '--only objective', 'spips_pyiqa/benchmark/objective.py'),
     ('leaderboard_', '--pyiqa-datasets NAME ... --data-root DIR', 'spips_pyiqa/benchmark/leaderboard.py'),
     ('numerics', 'python -m spips_pyiqa.benchmark.numerics', 'spips_pyiqa/benchmark/numerics.py'),
     ('mutation', 'make mutation', 'tests/mutation/deliberate_bugs.py'),
@@ -406,7 +431,11 @@ def _names(text: str, allowed, what: str) -> list[str]:
 
 def _parser() -> argparse.ArgumentParser:
     from spips_pyiqa.benchmark.leaderboard import LEADERBOARD_METRICS
+    from spips_pyiqa.benchmark.objective import PHOTOS as OBJECTIVE_PHOTOS
+    from spips_pyiqa.benchmark.objective import SIZE as OBJECTIVE_SIZE
+    from spips_pyiqa.benchmark.objective import STEPS as OBJECTIVE_STEPS
     from spips_pyiqa.benchmark.scoring import SIZES
+    from spips_pyiqa.data.distortions import PHOTOS
 
     parser = command_parser('benchmark', __doc__)
     parser.add_argument('--out', type=Path, default=Path('benchmark_results'),
@@ -437,6 +466,19 @@ def _parser() -> argparse.ArgumentParser:
                         help=f'scoring: comma-separated sizes of {",".join(SIZES)} (default: %(default)s)')
     parser.add_argument('--scoring-metrics', type=lambda t: _names(t, None, 'metric'), default=['spips'],
                         help='scoring: comma-separated pyiqa metrics both tools compute (default: spips)')
+    parser.add_argument('--objective-metrics', type=lambda t: _names(t, None, 'metric'),
+                        help='objective: comma-separated pyiqa metrics to minimise (default: the SPIPS variants, '
+                        'their label-free twins where the default heads differ, lpips, lpips-vgg, dists, ssim, '
+                        'ms_ssim, psnr)')
+    parser.add_argument('--objective-photos', type=lambda t: _names(t, PHOTOS, 'photograph'),
+                        default=','.join(OBJECTIVE_PHOTOS),
+                        help=f'objective: comma-separated scikit-image photographs of {",".join(PHOTOS)} '
+                        '(default: %(default)s)')
+    parser.add_argument('--objective-size', type=int, default=OBJECTIVE_SIZE,
+                        help='objective: side of the square images in px, at least 64; pyiqa\'s ms_ssim needs 176 '
+                        '(default: %(default)s)')
+    parser.add_argument('--objective-steps', type=int, default=OBJECTIVE_STEPS,
+                        help='objective: Adam steps per metric (default: %(default)s)')
     parser.add_argument('--limit', type=int, default=0,
                         help='use only this many live_dev images (smoke tests; 0 = all)')
     parser.add_argument('--pyiqa-datasets', nargs='+', metavar='NAME', default=[],
@@ -460,7 +502,7 @@ def cli(argv: list[str]) -> int:
     if isinstance(args, int):
         return args
     try:
-        check_fr_metrics([*(args.metrics or ()), *args.scoring_metrics])
+        check_fr_metrics([*(args.metrics or ()), *args.scoring_metrics, *(args.objective_metrics or ())])
     except UnknownMetricError as error:
         return usage_error(parser, f'--metrics: {error}')
     unknown = [n for n in args.pyiqa_datasets if n not in fr_dataset_names()]
@@ -489,7 +531,7 @@ def _run(args) -> None:
         names.append('lpips')  # the reference of every speed ratio
         _say('speed: lpips added as the reference of the speed ratios')
     start = time.perf_counter()
-    metrics = load_metrics(names) if set(args.only) - {'scale', 'scoring'} else {}
+    metrics = load_metrics(names) if set(args.only) - {'scale', 'scoring', 'objective'} else {}
     selected = {n: metrics[n] for n in args.metrics if n in metrics}
     if 'agreement' in args.only:
         run_agreement(args, selected, cache)
@@ -507,5 +549,7 @@ def _run(args) -> None:
         run_scale(args)
     if 'scoring' in args.only:
         run_scoring(args)
+    if 'objective' in args.only:
+        run_objective(args)
     _say(f'wrote {write_readme(args.out)}')
     _say(f'wrote {write_results_index(args.out)} ({time.perf_counter() - start:.0f} s)')

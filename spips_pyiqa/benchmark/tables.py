@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ['Table', 'format_cell', 'markdown', 'read_table_rows', 'relative_path', 'write_table']
+__all__ = ['Table', 'format_cell', 'markdown', 'read_table_rows', 'relative_path', 'write_csv', 'write_table']
 
 
 @dataclass
@@ -75,11 +75,11 @@ def _csv_cell(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def write_table(table: Table, out_dir, stem: str) -> tuple[Path, Path]:
-    """Write ``out_dir/stem.csv`` and ``out_dir/stem.md``; return both paths."""
+def write_csv(table: Table, out_dir, stem: str) -> Path:
+    """Write ``out_dir/stem.csv`` only (raw data too long for a Markdown table); return its path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = out_dir / f'{stem}.csv', out_dir / f'{stem}.md'
+    csv_path = out_dir / f'{stem}.csv'
     with csv_path.open('w', newline='') as handle:
         for line in [table.title, *table.notes]:
             handle.write(f'# {line}\n')
@@ -87,6 +87,13 @@ def write_table(table: Table, out_dir, stem: str) -> tuple[Path, Path]:
         writer.writerow(table.columns)
         for row in table.rows:
             writer.writerow([_csv_cell(row.get(column)) for column in table.columns])
+    return csv_path
+
+
+def write_table(table: Table, out_dir, stem: str) -> tuple[Path, Path]:
+    """Write ``out_dir/stem.csv`` and ``out_dir/stem.md``; return both paths."""
+    csv_path = write_csv(table, out_dir, stem)
+    md_path = csv_path.with_suffix('.md')
     md_path.write_text(markdown(table))
     return csv_path, md_path
 
