@@ -72,7 +72,7 @@ RESULT_ORDER = (
     'agreement_live_dev', 'agreement_live_dev_per_distortion', 'human_heads_cv', 'human_heads_per_scene',
     'human_heads_candidates', 'leaderboard_live_17_scenes',
     'default_heads', 'agreement_bapps', 'typical_values',
-    'speed_cpu', 'speed_cpu_targets', 'memory_cpu', 'speed_spips_components', 'speed_spips_profile',
+    'speed_cpu', 'speed_cpu_targets', 'memory_cpu', 'compile_cpu', 'speed_spips_components', 'speed_spips_profile',
     'speed_cuda', 'speed_cuda_targets', 'memory_cuda', 'scale_training', 'scale_training_profile', 'scale_training_ops',
     'scale_scoring', 'scoring_throughput',
 )
@@ -229,6 +229,9 @@ def run_human_heads(args, metrics, cache) -> None:
 
 def run_speed(args, metrics) -> None:
     from spips_pyiqa.benchmark.speed import (
+        COMPILED,
+        cold_compile_table,
+        compiler_missing,
         component_times,
         profile_table,
         speed_tables,
@@ -251,6 +254,9 @@ def run_speed(args, metrics) -> None:
             _write(targets, args.out, f'speed_{device.type}_targets')
             for line in lines:
                 _say(line)
+    compiled = [name for name in COMPILED if name in metrics]
+    if compiled and compiler_missing(torch.device('cpu')) is None:
+        _write(cold_compile_table(compiled, environment()), args.out, 'compile_cpu')
     if 'spips' in metrics:
         reference = metrics['lpips'].metric if 'lpips' in metrics else None
         components = component_times(metrics['spips'].metric, 256, 8, args.repeats, reference)
@@ -338,6 +344,7 @@ TABLE_SOURCES = (
     ('human_heads', '--only human-heads', 'spips_pyiqa/benchmark/human_heads_cv.py'),
     ('speed_', '--only speed', 'spips_pyiqa/benchmark/speed.py'),
     ('memory_', '--only speed', 'spips_pyiqa/benchmark/speed.py'),
+    ('compile_', '--only speed', 'spips_pyiqa/benchmark/speed.py'),
     ('scale_', '--only scale', 'spips_pyiqa/benchmark/scale.py'),
     ('scoring_', '--only scoring', 'spips_pyiqa/benchmark/scoring.py'),
     ('typical_values', '--only typical', 'spips_pyiqa/benchmark/typical_values.py'),
