@@ -57,6 +57,8 @@ from spips_pyiqa.metric_configs import LABEL_FREE_SUFFIX, VARIANTS
 SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'typical', 'scale', 'scoring')
 #: Sections run when --only is not given (scale and scoring write thousands of images and run torchrun: asked for by
 #: name).
+#: Parts of the speed section (``--speed-parts``).
+SPEED_PARTS = ('tables', 'compile', 'profile')
 DEFAULT_SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'typical')
 #: The SPIPS variants compared with the baselines: those with human-trained heads, each with its label-free twin.
 SPIPS_METRICS = tuple(n for n, v in VARIANTS.items() if v.human_trained)
@@ -239,7 +241,7 @@ def run_speed(args, metrics) -> None:
     )
 
     devices = [torch.device('cpu')] + ([torch.device('cuda')] if torch.cuda.is_available() else [])
-    for device in devices:
+    for device in devices if 'tables' in args.speed_parts else ():
         on_device = metrics if device.type == 'cpu' else load_metrics(metrics, device)
         tables, raw = speed_tables({n: m.metric for n, m in on_device.items()}, device,
                                    args.repeats, not args.no_memory, environment())
@@ -255,13 +257,14 @@ def run_speed(args, metrics) -> None:
             for line in lines:
                 _say(line)
     compiled = [name for name in COMPILED if name in metrics]
-    if compiled and compiler_missing(torch.device('cpu')) is None:
+    if 'compile' in args.speed_parts and compiled and compiler_missing(torch.device('cpu')) is None:
         _write(cold_compile_table(compiled, environment()), args.out, 'compile_cpu')
-    if 'spips' in metrics:
+    if 'profile' in args.speed_parts and 'spips' in metrics:
         reference = metrics['lpips'].metric if 'lpips' in metrics else None
         components = component_times(metrics['spips'].metric, 256, 8, args.repeats, reference)
         _write(components, args.out, 'speed_spips_components')
-        _write(profile_table(metrics['spips'].metric, 256, 8), args.out, 'speed_spips_profile')
+        profiled = {name: metrics[name].metric for name in ('spips', 'lpips') if name in metrics}
+        _write(profile_table(profiled, 256, 8), args.out, 'speed_spips_profile')
 
 
 def run_typical(args, metrics) -> None:
@@ -434,6 +437,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--bapps', type=Path, help='BAPPS root prepared by prepare-bapps (optional)')
     parser.add_argument('--repeats', type=int, default=5, help='timed repetitions per setting')
     parser.add_argument('--no-memory', action='store_true', help='skip the memory subprocesses')
+    parser.add_argument('--speed-parts', type=lambda t: _names(t, SPEED_PARTS, 'speed part'), default=list(SPEED_PARTS),
+                        help='speed: which parts to run, comma-separated: tables (speed_*, memory_*), compile '
+                             '(compile_cpu: cold compilations in subprocesses), profile (speed_spips_components, '
+                             'speed_spips_profile) (default: all)')
     parser.add_argument('--scale-triplets', type=int, default=20_000,
                         help='scale: synthetic 64x64 train triplets (default: %(default)s)')
     parser.add_argument('--scale-iters', type=int, default=60, help='scale: training steps per run (default: %(default)s)')

@@ -561,11 +561,26 @@ def target_check(raw: dict, name: str = 'spips') -> list[str]:
 # --------------------------------------------------------------------------------------------
 # where SPIPS spends its time
 # --------------------------------------------------------------------------------------------
+def _backward_of(forward: Callable[[torch.Tensor], object], target: torch.Tensor) -> Callable[[], None]:
+    """One forward + backward of ``forward(x)`` (a tensor or nested lists of tensors, summed) to a
+    fresh copy ``x`` of ``target``."""
+
+    def total(value) -> torch.Tensor:
+        return value.sum() if isinstance(value, torch.Tensor) else sum(total(v) for v in value)
+
+    def step() -> None:
+        with torch.enable_grad():
+            total(forward(target.detach().clone().requires_grad_(True))).backward()
+
+    return step
+
+
 def component_times(metric, size: int, batch: int, repeats: int, reference=None) -> Table:
-    """Median time of the parts of a SPIPS call: input checks, deep features, traditional maps (as
-    the score computes them, for heads where all seven weigh, and at full resolution as
-    ``return_map`` needs them), heads and fusion, and the whole pyiqa call (and of a ``reference``
-    metric's whole call, e.g. lpips), interleaved like :func:`time_interleaved`."""
+    """Median time of the parts of a SPIPS call, as a metric and as a loss (forward + backward to the
+    target): input checks, deep features, traditional maps (as the score computes them, for heads
+    where all seven weigh, and at full resolution as ``return_map`` needs them), heads and fusion,
+    and the whole pyiqa call (and of a ``reference`` metric's whole call, e.g. lpips), interleaved
+    like :func:`time_interleaved`."""
     from spips_pyiqa.archs.input_checks import check_image_pair
     from spips_pyiqa.archs.traditional_maps import traditional_maps, traditional_means
 
@@ -576,6 +591,8 @@ def component_times(metric, size: int, batch: int, repeats: int, reference=None)
              'input checks (check_image_pair)': lambda: check_image_pair(target, ref),
              'deep features (backbone x2 + normalise + diff)': lambda: net.deep(target, ref),
              'heads + fusion': lambda: net.quality(maps)}
+    losses = {'loss step (total)': loss_step(metric, target, ref),
+              'deep features as a loss': _backward_of(lambda x: net.deep(x, ref), target)}
     if 'traditional' in net.groups:
         needed = net.traditional_channels_needed()
         calls[f'traditional map means, as the score computes them ({sum(needed)} of 7 maps weigh)'] = (
@@ -584,49 +601,64 @@ def component_times(metric, size: int, batch: int, repeats: int, reference=None)
             lambda: traditional_means(target, ref, net.window))
         calls['traditional maps at full resolution (return_map / quality_maps only)'] = (
             lambda: traditional_maps(target, ref, net.window))
+        losses[f'traditional map means as a loss ({sum(needed)} of 7 maps weigh)'] = (
+            _backward_of(lambda x: traditional_means(x, ref, net.window, needed), target))
     if reference is not None:
         calls[f'pyiqa {reference.metric_name} call (for comparison)'] = lambda: reference(target, ref)
-    times = time_interleaved(calls, repeats, torch.device('cpu'), desc='components')
-    total = median(times['pyiqa call (total)'])
+        losses[f'pyiqa {reference.metric_name} loss step (for comparison)'] = loss_step(reference, target, ref)
+    times = time_interleaved({**calls, **losses}, repeats, torch.device('cpu'), desc='components')
     table = Table(
         title=f'Where {metric.metric_name} spends its time: {size}x{size}, batch {batch}, CPU',
         columns=['part', 'median ms', 'share of total'],
         notes=[f'Each part called on its own, {repeats} interleaved repetitions (median); shares are '
-               'of the SPIPS total, so parts need not add up to exactly 100%. The score path uses the '
-               'means of the traditional maps (no upsampled MS-SSIM maps) and skips maps whose head '
-               'weight is 0; the three traditional rows are alternatives, not parts of one call.'],
+               'of the SPIPS total of their kind (call or loss step), so parts need not add up to '
+               'exactly 100%. The score path uses the means of the traditional maps (no upsampled '
+               'MS-SSIM maps) and skips maps whose head weight is 0; the three traditional rows are '
+               'alternatives, not parts of one call. Loss rows: forward + backward to the target '
+               '(a part\'s outputs summed), as `create_metric(..., as_loss=True)` runs.'],
         digits=1,
     )
-    for part, values in times.items():
-        table.rows.append({'part': part, 'median ms': median(values) * 1e3, 'share of total': f'{median(values) / total:.0%}'})
+    for parts, total_name in ((calls, 'pyiqa call (total)'), (losses, 'loss step (total)')):
+        total = median(times[total_name])
+        for part in parts:
+            values = median(times[part])
+            table.rows.append({'part': part, 'median ms': values * 1e3, 'share of total': f'{values / total:.0%}'})
     return table
 
 
-def profile_table(metric, size: int, batch: int, top: int = 15) -> Table:
-    """torch.profiler: operators (per input shape) by self CPU time over 3 calls of ``metric``
-    (after a warm-up call)."""
+def profile_table(metrics: dict[str, object], size: int, batch: int, top: int = 15) -> Table:
+    """torch.profiler: per metric (e.g. spips and lpips), as a metric and as a loss
+    (:func:`loss_step`), the ``top`` operators (per input shape) by self CPU time over 3 calls,
+    after a warm-up call."""
     from torch.profiler import ProfilerActivity, profile
 
     target, ref = speed_inputs(size, batch)
-    with torch.no_grad():
-        metric(target, ref)
-        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-            for _ in range(3):
-                metric(target, ref)
-    events = prof.key_averages(group_by_input_shape=True)
-    events = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)
-    total = sum(e.self_cpu_time_total for e in events) or 1
     table = Table(
-        title=f'torch.profiler: top {top} operators of {metric.metric_name}, {size}x{size} batch {batch}, CPU',
-        columns=['operator', 'input shapes', 'calls', 'self CPU ms (3 calls)', 'share'],
-        notes=['Self CPU time of each operator and input shapes over 3 calls, after a warm-up call.'],
+        title=f'torch.profiler: top {top} operators of {", ".join(metrics)}, as a metric and as a loss, '
+              f'{size}x{size} batch {batch}, CPU',
+        columns=['call', 'operator', 'input shapes', 'calls', 'self CPU ms (3 calls)', 'share'],
+        notes=['Self CPU time of each operator and input shapes over 3 calls, after a warm-up call; '
+               '`share`: of all operators\' self time in that call (first row of each call: the total). '
+               'Loss: forward + backward to the target.'],
         digits=1,
     )
-    for event in events[:top]:
-        shapes = ', '.join(str(list(shape)) for shape in event.input_shapes if shape)
-        table.rows.append({'operator': event.key, 'input shapes': shapes, 'calls': event.count,
-                           'self CPU ms (3 calls)': event.self_cpu_time_total / 1e3,
-                           'share': f'{event.self_cpu_time_total / total:.0%}'})
+    for name, metric in metrics.items():
+        for kind, call in (('metric', lambda m=metric: m(target, ref)), ('loss', loss_step(metric, target, ref))):
+            with torch.no_grad():
+                call()
+                with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+                    for _ in range(3):
+                        call()
+            events = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: e.self_cpu_time_total, reverse=True)
+            total = sum(e.self_cpu_time_total for e in events) or 1
+            label = f'{name} ({kind})'
+            table.rows.append({'call': label, 'operator': 'all operators', 'input shapes': '', 'calls': None,
+                               'self CPU ms (3 calls)': total / 1e3, 'share': '100%'})
+            for event in events[:top]:
+                shapes = ', '.join(str(list(shape)) for shape in event.input_shapes if shape)
+                table.rows.append({'call': label, 'operator': event.key, 'input shapes': shapes, 'calls': event.count,
+                                   'self CPU ms (3 calls)': event.self_cpu_time_total / 1e3,
+                                   'share': f'{event.self_cpu_time_total / total:.0%}'})
     return table
 
 
