@@ -283,6 +283,27 @@ def test_a_second_batch_size_does_not_recompile(monkeypatch, all_weights, loss):
     torch._dynamo.reset()
 
 
+@pytest.mark.slow
+def test_inductor_loss_does_not_recompile_for_a_second_batch_size(all_weights):
+    """With inductor as a loss, 20 then 3 images: one graph. Inductor specialises the code of a
+    sum on its length (above 4096 terms it sums in chunks): summed over batch x pixels, as the head
+    weights' gradient of a product + channel sum is (15 x 15 x 20 terms at layer 1 here, 15 x 15
+    x 3 next), that length changes with the batch; the compiled heads are 1x1 convolutions."""
+    from torch._dynamo.utils import counters
+
+    from spips_pyiqa.benchmark.speed import BatchDynamic
+
+    torch._dynamo.reset()
+    compiled = BatchDynamic(copy.deepcopy(all_weights), backend='inductor')
+    ref = photo('astronaut', SIZE)
+    graphs = counters['stats']['unique_graphs']
+    for batch in (20, 3):
+        target = torch.cat([distort(ref, 'noise', 1 + i % 2) for i in range(batch)]).requires_grad_(True)
+        compiled(target, ref.expand(batch, -1, -1, -1)).mean().backward()
+    assert counters['stats']['unique_graphs'] - graphs == 1
+    torch._dynamo.reset()
+
+
 # ------------------------------------------------------------------------- compiled speed rows
 def test_speed_table_gains_compiled_rows(monkeypatch):
     """Rows ``NAME (compiled)`` as a metric and as a loss, their compile time in a note, the metric
