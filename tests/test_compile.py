@@ -256,6 +256,56 @@ def test_recompiles_when_the_signs_change_only(zero_weights, all_weights, pair):
     torch._dynamo.reset()
 
 
+@pytest.mark.parametrize('loss', [False, True])
+def test_a_second_batch_size_does_not_recompile(monkeypatch, all_weights, loss):
+    """With the batch dimension marked dynamic (what the benchmark's ``BatchDynamic`` does), batches
+    of 2, then 3 and 5 images reuse one graph, as a metric and as a loss: nothing in the forward
+    depends on the batch size. CPU chunks of 2 images, which eagerly split a batch of 3 (under
+    ``torch.compile`` the whole batch is one graph). A counting backend: dynamo only."""
+    from torch._dynamo.testing import CompileCounter
+
+    from spips_pyiqa.archs import traditional_maps as tm
+    from spips_pyiqa.benchmark.speed import BatchDynamic
+
+    monkeypatch.setattr(tm, 'CPU_CHUNK_PIXELS', 2 * SIZE * SIZE)
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    compiled = BatchDynamic(all_weights, backend=counter)
+    ref = photo('astronaut', SIZE)
+    for batch in (2, 3, 5):
+        target = torch.cat([distort(ref, 'noise', 1 + i % 2) for i in range(batch)])
+        refs = ref.expand(batch, -1, -1, -1)
+        with torch.set_grad_enabled(loss):
+            target.requires_grad_(loss)
+            score = compiled(target, refs)
+            torch.testing.assert_close(score, all_weights(target, refs), rtol=0, atol=1e-6)
+    assert counter.frame_count == 1
+    torch._dynamo.reset()
+
+
+@pytest.mark.slow
+def test_inductor_loss_does_not_recompile_for_a_second_batch_size(all_weights):
+    """With inductor as a loss, 8 then 3 images of 128 px: one graph. Inductor specialises the code
+    of a sum on its length (above 4096 terms it sums in chunks): summed over batch x pixels, as the
+    head weights' gradient of a product + channel sum is (31 x 31 x 8 terms at layer 1, 31 x 31 x 3
+    next), that length changes class with the batch; the compiled heads are 1x1 convolutions.
+    (The backbone's convolutions choose their kernel by batch size, below 16 images or not: a
+    batch crossing 16 recompiles once.)"""
+    from torch._dynamo.utils import counters
+
+    from spips_pyiqa.benchmark.speed import BatchDynamic
+
+    torch._dynamo.reset()
+    compiled = BatchDynamic(copy.deepcopy(all_weights), backend='inductor')
+    ref = photo('astronaut', 2 * SIZE)
+    graphs = counters['stats']['unique_graphs']
+    for batch in (8, 3):
+        target = torch.cat([distort(ref, 'noise', 1 + i % 2) for i in range(batch)]).requires_grad_(True)
+        compiled(target, ref.expand(batch, -1, -1, -1)).mean().backward()
+    assert counters['stats']['unique_graphs'] - graphs == 1
+    torch._dynamo.reset()
+
+
 # ------------------------------------------------------------------------- compiled speed rows
 def test_speed_table_gains_compiled_rows(monkeypatch):
     """Rows ``NAME (compiled)`` as a metric and as a loss, their compile time in a note, the metric
@@ -282,3 +332,26 @@ def test_speed_table_gains_compiled_rows(monkeypatch):
     assert [row['metric'] for row in table.rows] == ['psnr', 'psnr (loss)']
     assert any('no compiler here (InvalidCxxCompiler: no g++)' in note for note in table.notes)
     torch._dynamo.reset()
+
+
+def test_cold_compile_table_gives_ratios_to_lpips_and_recompiles():
+    """One row per compiled metric as a metric and as a loss, the first-call time relative to
+    lpips' (of the same kind), graphs and whether the second batch size recompiled; errors stated.
+    A stand-in measurement: the real one compiles with inductor in subprocesses for minutes."""
+    from spips_pyiqa.benchmark import speed
+
+    def measure(name, size, batch, second_batch, loss):
+        assert (size, batch, second_batch) == (speed.COLD_COMPILE_SIZE, speed.COLD_COMPILE_BATCH, speed.SECOND_BATCH)
+        if name == 'dists':
+            return {'error': 'InvalidCxxCompiler'}
+        seconds = {'spips': 30.0, 'lpips': 10.0}[name] * (2 if loss else 1)
+        return {'compile_s': seconds, 'graphs': 1, 'second_batch_s': 1.0, 'recompiled': name == 'spips' and loss}
+
+    table = speed.cold_compile_table(['spips', 'lpips', 'dists'], 'test', measure)
+    rows = {row['metric']: row for row in table.rows}
+    assert list(rows) == ['spips (compiled)', 'lpips (compiled)', 'dists (compiled)',
+                          'spips (compiled) (loss)', 'lpips (compiled) (loss)', 'dists (compiled) (loss)']
+    assert rows['spips (compiled)']['x lpips'] == rows['spips (compiled) (loss)']['x lpips'] == 3.0
+    assert rows['lpips (compiled) (loss)']['x lpips'] == 1.0
+    assert rows['spips (compiled)']['b3 recompiled'] == 'no' and rows['spips (compiled) (loss)']['b3 recompiled'] == 'yes'
+    assert 'error: InvalidCxxCompiler' in str(rows['dists (compiled)'].values())

@@ -195,16 +195,28 @@ def spips():
     return SPIPS(net='alex', heads_version='0.1')
 
 
-def test_deep_distances_equal_one_batched_pass(spips):
+@pytest.mark.parametrize('channels_last', [False, True])
+@pytest.mark.parametrize('ref_grad', [False, True])
+def test_deep_distances_equal_one_batched_pass(spips, ref_grad, channels_last):
+    """Values and gradients (the hand-written backward of eqs. 4-6; to the reference too, as with a
+    trained backbone) equal autograd through LPIPS's formula, float64, both memory layouts."""
     deep = copy.deepcopy(spips.deep).double()
     target, ref = photo_pair(64, 80, 2, dtype=torch.float64)
+    if not channels_last:  # the layout the CPU backbone runs in, or plain NCHW (CUDA)
+        original = deep.features
+        deep.features = lambda image: tuple(f.contiguous() for f in original(image))
     target.requires_grad_(True)
+    ref.requires_grad_(ref_grad)
     ours, theirs = deep(target, ref), reference_deep(deep, target, ref)
     for a, b in zip(ours[0] + ours[1], theirs[0] + theirs[1]):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
-    grad_ours, = torch.autograd.grad(sum(d.sum() for d in ours[0] + ours[1]), target)
-    grad_theirs, = torch.autograd.grad(sum(d.sum() for d in theirs[0] + theirs[1]), target)
-    torch.testing.assert_close(grad_ours, grad_theirs, rtol=0, atol=1e-10 * grad_theirs.abs().max().item())
+    upstream = [torch.rand(d.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(i))
+                for i, d in enumerate(theirs[0] + theirs[1])]
+    inputs = [target, ref] if ref_grad else [target]
+    grad_ours = torch.autograd.grad(ours[0] + ours[1], inputs, upstream)
+    grad_theirs = torch.autograd.grad(theirs[0] + theirs[1], inputs, upstream)
+    for a, b in zip(grad_ours, grad_theirs):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10 * b.abs().max().item())
 
 
 @pytest.mark.parametrize('height, width, batch', [(64, 64, 3), (97, 131, 1)])

@@ -78,9 +78,10 @@ def tile_plan(size: int, kernel: torch.Tensor, block: int = BLOCK) -> TilePlan:
     blocks = -(-size // block)
     starts = torch.arange(blocks, device=kernel.device) * block - taps // 2
     index = (starts[:, None] + torch.arange(block + taps - 1, device=kernel.device)).clamp(0, size - 1)
-    matrix = torch.zeros(block + taps - 1, block, dtype=kernel.dtype, device=kernel.device)
-    for out in range(block):  # column ``out`` holds the kernel from row ``out`` on
-        matrix[out : out + taps, out] = kernel
+    # column ``out`` holds the kernel from row ``out`` on: entry (t, out) is kernel[t - out]
+    tap = torch.arange(block + taps - 1, device=kernel.device)[:, None] - torch.arange(block, device=kernel.device)
+    inside = (tap >= 0) & (tap < taps)
+    matrix = torch.where(inside, kernel[tap.clamp(0, taps - 1)], kernel.new_zeros(()))
     return TilePlan(blocks, index.flatten(), matrix)
 
 

@@ -47,6 +47,24 @@ def _refresh_after_load(head: 'GroupHead', incompatible_keys) -> None:
     head.refresh_weight_signs()
 
 
+def _conv1x1(maps: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    r"""``F.conv2d(maps, weight)`` for one output channel, eq. (11) before the ReLU.
+
+    Eagerly a broadcast product + channel sum: same result, and on CPU up to 10x faster than conv2d
+    for these single-output, few-channel maps. Under ``torch.compile`` the convolution itself: its
+    weight gradient is then one library call, where the product's would be a reduction over
+    batch x pixels, whose code inductor specialises on the batch size (a recompile for a batch of
+    another size class).
+
+    Shape:
+        - maps: :math:`(N, C, H, W)`; weight: :math:`(1, C, 1, 1)`.
+        - Output: :math:`(N, 1, H, W)`.
+    """
+    if torch.compiler.is_compiling():
+        return F.conv2d(maps, weight)
+    return (maps * weight).sum(dim=1, keepdim=True)
+
+
 class GroupHead(nn.Module):
     r"""Learned 1x1 convolution + ReLU for each map of one group, eqs. (9)-(11).
 
@@ -67,11 +85,7 @@ class GroupHead(nn.Module):
             - maps: :math:`(N, C_m, H_m, W_m)` per map of the group.
             - Output: distance :math:`(N, 1)` and a list of :math:`(N, 1, H_m, W_m)` maps.
         """
-        # The 1x1 convolution as a broadcast product + channel sum: same result, and on CPU up to
-        # 10x faster than conv2d for these single-output, few-channel maps (benchmark_results/).
-        quality_maps = [
-            F.relu((m * conv.weight).sum(dim=1, keepdim=True)) for conv, m in zip(self.convs, maps)
-        ]
+        quality_maps = [F.relu(_conv1x1(m, conv.weight)) for conv, m in zip(self.convs, maps)]
         distance = sum(q.mean(dim=(2, 3)) for q in quality_maps)
         return distance, quality_maps
 

@@ -340,9 +340,15 @@ def traditional_means(
 
 
 def _in_chunks(target: torch.Tensor, ref: torch.Tensor, compute: Callable) -> torch.Tensor:
-    """``compute(target, ref)``, on CPU over chunks of about :data:`CPU_CHUNK_PIXELS` pixels."""
+    """``compute(target, ref)``, eagerly on CPU over chunks of about :data:`CPU_CHUNK_PIXELS` pixels.
+
+    Under ``torch.compile`` the whole batch at once: inductor fuses the chunk's intermediates
+    itself, unrolled chunks would multiply the graph (and the compile time) by their number, and
+    the graph does not depend on the batch size (no recompile for another one)."""
+    if torch.compiler.is_compiling() or target.device.type != 'cpu':
+        return compute(target, ref)
     batch, _, height, width = target.shape
-    chunk = max(1, CPU_CHUNK_PIXELS // (height * width)) if target.device.type == 'cpu' else batch
+    chunk = max(1, CPU_CHUNK_PIXELS // (height * width))
     if chunk >= batch:
         return compute(target, ref)
     # split (not slices): its backward concatenates the chunks' gradients once

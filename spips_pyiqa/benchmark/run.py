@@ -62,6 +62,8 @@ from spips_pyiqa.metric_configs import LABEL_FREE_SUFFIX, VARIANTS
 SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'typical', 'scale', 'scoring', 'objective')
 #: Sections run when --only is not given (scale and scoring write thousands of images and run torchrun, objective runs
 #: minutes of gradient descent: asked for by name).
+#: Parts of the speed section (``--speed-parts``).
+SPEED_PARTS = ('tables', 'compile', 'profile')
 DEFAULT_SECTIONS = ('agreement', 'human-heads', 'speed', 'figures', 'leaderboard', 'typical')
 #: The SPIPS variants compared with the baselines: those with human-trained heads, each with its label-free twin.
 SPIPS_METRICS = tuple(n for n, v in VARIANTS.items() if v.human_trained)
@@ -77,7 +79,7 @@ RESULT_ORDER = (
     'agreement_live_dev', 'agreement_live_dev_per_distortion', 'human_heads_cv', 'human_heads_per_scene',
     'human_heads_candidates', 'leaderboard_live_17_scenes',
     'default_heads', 'agreement_bapps', 'typical_values',
-    'speed_cpu', 'speed_cpu_targets', 'memory_cpu', 'speed_spips_components', 'speed_spips_profile',
+    'speed_cpu', 'speed_cpu_targets', 'memory_cpu', 'compile_cpu', 'speed_spips_components', 'speed_spips_profile',
     'speed_cuda', 'speed_cuda_targets', 'memory_cuda', 'scale_training', 'scale_training_profile', 'scale_training_ops',
     'scale_scoring', 'scoring_throughput', 'objective_ranking', 'objective',
 )
@@ -234,6 +236,9 @@ def run_human_heads(args, metrics, cache) -> None:
 
 def run_speed(args, metrics) -> None:
     from spips_pyiqa.benchmark.speed import (
+        COMPILED,
+        cold_compile_table,
+        compiler_missing,
         component_times,
         profile_table,
         speed_tables,
@@ -241,7 +246,7 @@ def run_speed(args, metrics) -> None:
     )
 
     devices = [torch.device('cpu')] + ([torch.device('cuda')] if torch.cuda.is_available() else [])
-    for device in devices:
+    for device in devices if 'tables' in args.speed_parts else ():
         on_device = metrics if device.type == 'cpu' else load_metrics(metrics, device)
         tables, raw = speed_tables({n: m.metric for n, m in on_device.items()}, device,
                                    args.repeats, not args.no_memory, environment())
@@ -256,11 +261,15 @@ def run_speed(args, metrics) -> None:
             _write(targets, args.out, f'speed_{device.type}_targets')
             for line in lines:
                 _say(line)
-    if 'spips' in metrics:
+    compiled = [name for name in COMPILED if name in metrics]
+    if 'compile' in args.speed_parts and compiled and compiler_missing(torch.device('cpu')) is None:
+        _write(cold_compile_table(compiled, environment()), args.out, 'compile_cpu')
+    if 'profile' in args.speed_parts and 'spips' in metrics:
         reference = metrics['lpips'].metric if 'lpips' in metrics else None
         components = component_times(metrics['spips'].metric, 256, 8, args.repeats, reference)
         _write(components, args.out, 'speed_spips_components')
-        _write(profile_table(metrics['spips'].metric, 256, 8), args.out, 'speed_spips_profile')
+        profiled = {name: metrics[name].metric for name in ('spips', 'lpips') if name in metrics}
+        _write(profile_table(profiled, 256, 8), args.out, 'speed_spips_profile')
 
 
 def run_typical(args, metrics) -> None:
@@ -362,6 +371,7 @@ TABLE_SOURCES = (
     ('human_heads', '--only human-heads', 'spips_pyiqa/benchmark/human_heads_cv.py'),
     ('speed_', '--only speed', 'spips_pyiqa/benchmark/speed.py'),
     ('memory_', '--only speed', 'spips_pyiqa/benchmark/speed.py'),
+    ('compile_', '--only speed', 'spips_pyiqa/benchmark/speed.py'),
     ('scale_', '--only scale', 'spips_pyiqa/benchmark/scale.py'),
     ('scoring_', '--only scoring', 'spips_pyiqa/benchmark/scoring.py'),
     ('typical_values', '--only typical', 'spips_pyiqa/benchmark/typical_values.py'),
@@ -456,6 +466,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--bapps', type=Path, help='BAPPS root prepared by prepare-bapps (optional)')
     parser.add_argument('--repeats', type=int, default=5, help='timed repetitions per setting')
     parser.add_argument('--no-memory', action='store_true', help='skip the memory subprocesses')
+    parser.add_argument('--speed-parts', type=lambda t: _names(t, SPEED_PARTS, 'speed part'), default=list(SPEED_PARTS),
+                        help='speed: which parts to run, comma-separated: tables (speed_*, memory_*), compile '
+                             '(compile_cpu: cold compilations in subprocesses), profile (speed_spips_components, '
+                             'speed_spips_profile) (default: all)')
     parser.add_argument('--scale-triplets', type=int, default=20_000,
                         help='scale: synthetic 64x64 train triplets (default: %(default)s)')
     parser.add_argument('--scale-iters', type=int, default=60, help='scale: training steps per run (default: %(default)s)')

@@ -15,10 +15,14 @@ and its backward to ``x`` (a fresh copy of the target that requires grad), as a 
 ``create_metric(..., as_loss=True)`` does; rows ``NAME (loss)``, relative to ``lpips (loss)``.
 
 Compiled: rows ``NAME (compiled)`` (``spips`` and ``lpips``, :data:`COMPILED`) time the same pyiqa
-metric with its network through ``torch.compile`` (backend ``inductor``, static shapes: one graph
-per input shape; CPU needs a C++ compiler, CUDA triton), as a metric and as a loss. The first call
-of each (the compilation) is the warm-up, not timed; its duration is stated under the table.
-Compiled metrics have no memory rows.
+metric with its network through ``torch.compile`` (backend ``inductor``, batch dimension dynamic,
+image sizes static: one graph per image size, :class:`BatchDynamic`; CPU needs a C++ compiler, CUDA
+triton), as a metric and as a loss. The first call of each (the compilation) is the warm-up, not
+timed; its duration is stated under the table. Compiled metrics have no memory rows.
+
+Cold compilation (:func:`cold_compile_table`): per compiled metric, as a metric and as a loss, a
+subprocess (``--cold-compile``) with an empty inductor cache times the first call (compilation
+included), relative to lpips', and checks that a second batch size reuses the graph.
 
 Memory on CPU: torch's allocations are invisible to ``tracemalloc``, so each (metric, size) runs in
 its own subprocess (``python -m spips_pyiqa.benchmark.speed --child``), which loads the metric and
@@ -40,6 +44,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -54,7 +59,9 @@ from spips_pyiqa.data.distortions import PHOTOS, distort, photo
 
 __all__ = [
     'COMPILED',
+    'BatchDynamic',
     'SIZES',
+    'cold_compile_table',
     'compiled_metric',
     'compiler_missing',
     'component_times',
@@ -130,11 +137,33 @@ def compiler_missing(device: torch.device) -> str | None:
     return None
 
 
-def compiled_metric(metric: torch.nn.Module, backend: str = 'inductor') -> torch.nn.Module:
-    """A copy of the pyiqa ``metric`` whose network is ``torch.compile(net, backend, dynamic=False)``
-    (the original stays eager); it compiles at its first call per input shape and grad mode."""
+class BatchDynamic(torch.nn.Module):
+    """``torch.compile(net, backend)`` whose inputs get their batch dimension marked dynamic before
+    each call (``torch._dynamo.maybe_mark_dynamic``): one graph serves every batch size (batch 1
+    excepted, which dynamo specialises), image sizes stay static.
+
+    Shape:
+        - inputs: tensors :math:`(N, ...)`, any ``N``; other arguments passed as they are.
+        - Output: the network's.
+    """
+
+    def __init__(self, net: torch.nn.Module, backend: str | Callable = 'inductor'):
+        super().__init__()
+        self.compiled = torch.compile(net, backend=backend)
+
+    def forward(self, *inputs, **kwargs):
+        for value in inputs:
+            if isinstance(value, torch.Tensor) and value.ndim:
+                torch._dynamo.maybe_mark_dynamic(value, 0)
+        return self.compiled(*inputs, **kwargs)
+
+
+def compiled_metric(metric: torch.nn.Module, backend: str | Callable = 'inductor') -> torch.nn.Module:
+    """A copy of the pyiqa ``metric`` whose network is compiled with a dynamic batch dimension
+    (:class:`BatchDynamic`; the original stays eager); it compiles at its first call per image
+    size and grad mode."""
     twin = copy.deepcopy(metric)
-    twin.net = torch.compile(twin.net, backend=backend, dynamic=False)
+    twin.net = BatchDynamic(twin.net, backend)
     return twin
 
 
@@ -277,6 +306,89 @@ def _measure_memory(name: str, size: int, batch: int, device: str, loss: bool = 
     return json.loads(lines[-1])
 
 
+#: Setting whose cold compilation :func:`cold_compile_table` measures, and the second batch size
+#: that must not recompile.
+COLD_COMPILE_SIZE, COLD_COMPILE_BATCH, SECOND_BATCH = 256, 8, 3
+#: Environment of a cold compilation: a fresh inductor cache, FX-graph and AOT-autograd caches off.
+COLD_CACHE_ENV = {'TORCHINDUCTOR_FX_GRAPH_CACHE': '0', 'TORCHINDUCTOR_AUTOGRAD_CACHE': '0'}
+
+
+def cold_compile_child(name: str, size: int, batch: int, second_batch: int, loss: bool = False) -> dict[str, object]:
+    """Run in a fresh process with a fresh inductor cache: wall time of the first call of
+    :func:`compiled_metric` (``name`` with inductor; with ``loss`` a :func:`loss_step`), i.e. the
+    compilation and one run; then whether a call with ``second_batch`` images compiled a new graph."""
+    import pyiqa
+    from torch._dynamo.utils import counters
+
+    from spips_pyiqa import register
+
+    register()
+    metric = compiled_metric(pyiqa.create_metric(name, device='cpu'))
+
+    def first_call(batch_size: int) -> tuple[float, int]:
+        target, ref = speed_inputs(size, batch_size)
+        step = loss_step(metric, target, ref) if loss else lambda: metric(target, ref)
+        graphs = counters['stats']['unique_graphs']
+        start = time.perf_counter()
+        with torch.no_grad():
+            step()
+        return time.perf_counter() - start, counters['stats']['unique_graphs'] - graphs
+
+    seconds, graphs = first_call(batch)
+    second_seconds, new_graphs = first_call(second_batch)
+    return {'compile_s': seconds, 'graphs': graphs, 'second_batch_s': second_seconds, 'recompiled': new_graphs > 0}
+
+
+def _measure_cold_compile(name: str, size: int, batch: int, second_batch: int, loss: bool) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix='spips_inductor_') as cache:
+        env = {**os.environ, **COLD_CACHE_ENV, 'TORCHINDUCTOR_CACHE_DIR': cache}
+        command = [sys.executable, '-m', 'spips_pyiqa.benchmark.speed', '--cold-compile', name, str(size),
+                   str(batch), str(second_batch)] + (['--loss'] if loss else [])
+        done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    lines = [line for line in done.stdout.splitlines() if line.startswith('{')]
+    if done.returncode != 0 or not lines:
+        return {'error': (done.stderr.strip().splitlines() or ['failed'])[-1][:120]}
+    return json.loads(lines[-1])
+
+
+def cold_compile_table(names: Sequence[str], environment: str, measure: Callable = _measure_cold_compile) -> Table:
+    """Cold compilation of each of ``names`` with inductor on CPU, as a metric and as a loss, each in
+    a fresh process with a fresh inductor cache (:data:`COLD_CACHE_ENV`), at
+    :data:`COLD_COMPILE_SIZE` px batch :data:`COLD_COMPILE_BATCH`, relative to lpips'; then one call
+    with :data:`SECOND_BATCH` images: whether it recompiled (the batch dimension is dynamic)."""
+    label = _size_label(COLD_COMPILE_SIZE, COLD_COMPILE_BATCH)
+    table = Table(
+        title='Cold torch.compile on CPU (inductor): first call, fresh cache, and relative to lpips',
+        columns=['metric', f'{label} first call s', 'x lpips', 'graphs', f'b{SECOND_BATCH} recompiled', f'b{SECOND_BATCH} first call s'],
+        notes=[environment,
+               'Each row in its own process with an empty `TORCHINDUCTOR_CACHE_DIR` and '
+               f'{", ".join(f"`{k}={v}`" for k, v in COLD_CACHE_ENV.items())}: the first call of '
+               '`compiled_metric` (the network through `torch.compile(backend="inductor")`, batch '
+               'dimension marked dynamic) compiles and runs once; `x lpips`: that time divided by '
+               'lpips\' (`lpips (loss)`\'s for loss rows); `graphs`: graphs dynamo compiled '
+               f'(graph breaks add graphs); then a call with {SECOND_BATCH} images, which should reuse '
+               'the graph (`recompiled`: no).'],
+        digits=1,
+    )
+    results = {}
+    for loss in (False, True):
+        for name in names:
+            row = name + COMPILED_SUFFIX + (LOSS_SUFFIX if loss else '')
+            results[row] = measure(name, COLD_COMPILE_SIZE, COLD_COMPILE_BATCH, SECOND_BATCH, loss)
+    for row, result in results.items():
+        if 'error' in result:
+            table.rows.append({'metric': row, f'{label} first call s': f'error: {result["error"]}'})
+            continue
+        reference = results.get(REFERENCE + COMPILED_SUFFIX + (LOSS_SUFFIX if row.endswith(LOSS_SUFFIX) else ''), {})
+        table.rows.append({
+            'metric': row, f'{label} first call s': result['compile_s'],
+            'x lpips': result['compile_s'] / reference['compile_s'] if 'compile_s' in reference else None,
+            'graphs': result['graphs'], f'b{SECOND_BATCH} recompiled': 'yes' if result['recompiled'] else 'no',
+            f'b{SECOND_BATCH} first call s': result['second_batch_s'],
+        })
+    return table
+
+
 # --------------------------------------------------------------------------------------------
 # tables
 # --------------------------------------------------------------------------------------------
@@ -398,8 +510,9 @@ def _compiled_notes(raw: dict, names: Sequence[str], missing: str | None, compil
         for (size, _), entry in raw.items() for name in names if name in entry['warmups']
     )
     return [f'`NAME (compiled)` rows ({", ".join(compiled)}): the same pyiqa metric with `torch.compile('
-            'metric.net, backend="inductor", dynamic=False)`; timed after the first call per shape, '
-            f'which compiles (first call, compilation included: {spent or "none succeeded"}).']
+            'metric.net, backend="inductor")`, batch dimension dynamic; timed after the first call per '
+            f'shape, which compiles (first call in this process, compilation included: {spent or "none succeeded"}; '
+            'a cold compilation, fresh cache, in `compile_cpu.md`).']
 
 
 #: Product targets of SPIPS relative to lpips (issue 11): forward time at every size, loss time at
@@ -448,11 +561,26 @@ def target_check(raw: dict, name: str = 'spips') -> list[str]:
 # --------------------------------------------------------------------------------------------
 # where SPIPS spends its time
 # --------------------------------------------------------------------------------------------
+def _backward_of(forward: Callable[[torch.Tensor], object], target: torch.Tensor) -> Callable[[], None]:
+    """One forward + backward of ``forward(x)`` (a tensor or nested lists of tensors, summed) to a
+    fresh copy ``x`` of ``target``."""
+
+    def total(value) -> torch.Tensor:
+        return value.sum() if isinstance(value, torch.Tensor) else sum(total(v) for v in value)
+
+    def step() -> None:
+        with torch.enable_grad():
+            total(forward(target.detach().clone().requires_grad_(True))).backward()
+
+    return step
+
+
 def component_times(metric, size: int, batch: int, repeats: int, reference=None) -> Table:
-    """Median time of the parts of a SPIPS call: input checks, deep features, traditional maps (as
-    the score computes them, for heads where all seven weigh, and at full resolution as
-    ``return_map`` needs them), heads and fusion, and the whole pyiqa call (and of a ``reference``
-    metric's whole call, e.g. lpips), interleaved like :func:`time_interleaved`."""
+    """Median time of the parts of a SPIPS call, as a metric and as a loss (forward + backward to the
+    target): input checks, deep features, traditional maps (as the score computes them, for heads
+    where all seven weigh, and at full resolution as ``return_map`` needs them), heads and fusion,
+    and the whole pyiqa call (and of a ``reference`` metric's whole call, e.g. lpips), interleaved
+    like :func:`time_interleaved`."""
     from spips_pyiqa.archs.input_checks import check_image_pair
     from spips_pyiqa.archs.traditional_maps import traditional_maps, traditional_means
 
@@ -463,6 +591,8 @@ def component_times(metric, size: int, batch: int, repeats: int, reference=None)
              'input checks (check_image_pair)': lambda: check_image_pair(target, ref),
              'deep features (backbone x2 + normalise + diff)': lambda: net.deep(target, ref),
              'heads + fusion': lambda: net.quality(maps)}
+    losses = {'loss step (total)': loss_step(metric, target, ref),
+              'deep features as a loss': _backward_of(lambda x: net.deep(x, ref), target)}
     if 'traditional' in net.groups:
         needed = net.traditional_channels_needed()
         calls[f'traditional map means, as the score computes them ({sum(needed)} of 7 maps weigh)'] = (
@@ -471,58 +601,80 @@ def component_times(metric, size: int, batch: int, repeats: int, reference=None)
             lambda: traditional_means(target, ref, net.window))
         calls['traditional maps at full resolution (return_map / quality_maps only)'] = (
             lambda: traditional_maps(target, ref, net.window))
+        losses[f'traditional map means as a loss ({sum(needed)} of 7 maps weigh)'] = (
+            _backward_of(lambda x: traditional_means(x, ref, net.window, needed), target))
     if reference is not None:
         calls[f'pyiqa {reference.metric_name} call (for comparison)'] = lambda: reference(target, ref)
-    times = time_interleaved(calls, repeats, torch.device('cpu'), desc='components')
-    total = median(times['pyiqa call (total)'])
+        losses[f'pyiqa {reference.metric_name} loss step (for comparison)'] = loss_step(reference, target, ref)
+    times = time_interleaved({**calls, **losses}, repeats, torch.device('cpu'), desc='components')
     table = Table(
         title=f'Where {metric.metric_name} spends its time: {size}x{size}, batch {batch}, CPU',
         columns=['part', 'median ms', 'share of total'],
         notes=[f'Each part called on its own, {repeats} interleaved repetitions (median); shares are '
-               'of the SPIPS total, so parts need not add up to exactly 100%. The score path uses the '
-               'means of the traditional maps (no upsampled MS-SSIM maps) and skips maps whose head '
-               'weight is 0; the three traditional rows are alternatives, not parts of one call.'],
+               'of the SPIPS total of their kind (call or loss step), so parts need not add up to '
+               'exactly 100%. The score path uses the means of the traditional maps (no upsampled '
+               'MS-SSIM maps) and skips maps whose head weight is 0; the three traditional rows are '
+               'alternatives, not parts of one call. Loss rows: forward + backward to the target '
+               '(a part\'s outputs summed), as `create_metric(..., as_loss=True)` runs.'],
         digits=1,
     )
-    for part, values in times.items():
-        table.rows.append({'part': part, 'median ms': median(values) * 1e3, 'share of total': f'{median(values) / total:.0%}'})
+    for parts, total_name in ((calls, 'pyiqa call (total)'), (losses, 'loss step (total)')):
+        total = median(times[total_name])
+        for part in parts:
+            values = median(times[part])
+            table.rows.append({'part': part, 'median ms': values * 1e3, 'share of total': f'{values / total:.0%}'})
     return table
 
 
-def profile_table(metric, size: int, batch: int, top: int = 15) -> Table:
-    """torch.profiler: operators (per input shape) by self CPU time over 3 calls of ``metric``
-    (after a warm-up call)."""
+def profile_table(metrics: dict[str, object], size: int, batch: int, top: int = 15) -> Table:
+    """torch.profiler: per metric (e.g. spips and lpips), as a metric and as a loss
+    (:func:`loss_step`), the ``top`` operators (per input shape) by self CPU time over 3 calls,
+    after a warm-up call."""
     from torch.profiler import ProfilerActivity, profile
 
     target, ref = speed_inputs(size, batch)
-    with torch.no_grad():
-        metric(target, ref)
-        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-            for _ in range(3):
-                metric(target, ref)
-    events = prof.key_averages(group_by_input_shape=True)
-    events = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)
-    total = sum(e.self_cpu_time_total for e in events) or 1
     table = Table(
-        title=f'torch.profiler: top {top} operators of {metric.metric_name}, {size}x{size} batch {batch}, CPU',
-        columns=['operator', 'input shapes', 'calls', 'self CPU ms (3 calls)', 'share'],
-        notes=['Self CPU time of each operator and input shapes over 3 calls, after a warm-up call.'],
+        title=f'torch.profiler: top {top} operators of {", ".join(metrics)}, as a metric and as a loss, '
+              f'{size}x{size} batch {batch}, CPU',
+        columns=['call', 'operator', 'input shapes', 'calls', 'self CPU ms (3 calls)', 'share'],
+        notes=['Self CPU time of each operator and input shapes over 3 calls, after a warm-up call; '
+               '`share`: of all operators\' self time in that call (first row of each call: the total). '
+               'Loss: forward + backward to the target.'],
         digits=1,
     )
-    for event in events[:top]:
-        shapes = ', '.join(str(list(shape)) for shape in event.input_shapes if shape)
-        table.rows.append({'operator': event.key, 'input shapes': shapes, 'calls': event.count,
-                           'self CPU ms (3 calls)': event.self_cpu_time_total / 1e3,
-                           'share': f'{event.self_cpu_time_total / total:.0%}'})
+    for name, metric in metrics.items():
+        for kind, call in (('metric', lambda m=metric: m(target, ref)), ('loss', loss_step(metric, target, ref))):
+            with torch.no_grad():
+                call()
+                with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+                    for _ in range(3):
+                        call()
+            events = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: e.self_cpu_time_total, reverse=True)
+            total = sum(e.self_cpu_time_total for e in events) or 1
+            label = f'{name} ({kind})'
+            table.rows.append({'call': label, 'operator': 'all operators', 'input shapes': '', 'calls': None,
+                               'self CPU ms (3 calls)': total / 1e3, 'share': '100%'})
+            for event in events[:top]:
+                shapes = ', '.join(str(list(shape)) for shape in event.input_shapes if shape)
+                table.rows.append({'call': label, 'operator': event.key, 'input shapes': shapes, 'calls': event.count,
+                                   'self CPU ms (3 calls)': event.self_cpu_time_total / 1e3,
+                                   'share': f'{event.self_cpu_time_total / total:.0%}'})
     return table
 
 
 def _child_main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(description='memory of one metric call (benchmark helper)')
-    parser.add_argument('--child', nargs=3, metavar=('METRIC', 'SIZE', 'BATCH'), required=True)
+    parser = argparse.ArgumentParser(description='memory or cold compilation of one metric (benchmark helper)')
+    job = parser.add_mutually_exclusive_group(required=True)
+    job.add_argument('--child', nargs=3, metavar=('METRIC', 'SIZE', 'BATCH'), help='peak memory of one call')
+    job.add_argument('--cold-compile', nargs=4, metavar=('METRIC', 'SIZE', 'BATCH', 'SECOND_BATCH'),
+                     help='first compiled call, then whether SECOND_BATCH images recompile (CPU)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--loss', action='store_true', help='measure a forward + backward step')
     args = parser.parse_args(argv)
+    if args.cold_compile:
+        name, *numbers = args.cold_compile
+        print(json.dumps(cold_compile_child(name, *map(int, numbers), loss=args.loss)))
+        return 0
     name, size, batch = args.child[0], int(args.child[1]), int(args.child[2])
     print(json.dumps(memory_child(name, size, batch, args.device, args.loss)))
     return 0
