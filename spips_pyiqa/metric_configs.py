@@ -67,9 +67,9 @@ class Variant:
 VARIANTS = OrderedDict(
     [
         ('spips', Variant('alex', heads=HUMAN_TRAINED_V03)),
-        ('spips-vgg', Variant('vgg', heads=LABEL_FREE)),
+        ('spips-vgg', Variant('vgg', heads=HUMAN_TRAINED)),
         ('spips-no-semantic', Variant('alex', ('traditional', 'perceptual'), heads=LABEL_FREE)),
-        ('spips-no-traditional', Variant('alex', ('perceptual', 'semantic'), heads=HUMAN_TRAINED_V03)),
+        ('spips-no-traditional', Variant('alex', ('perceptual', 'semantic'), heads=HUMAN_TRAINED)),
         ('spips-squeeze', Variant('squeeze', human_trained=False)),
     ]
 )

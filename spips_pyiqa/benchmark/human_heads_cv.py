@@ -99,9 +99,11 @@ def _notes(reports: list[CVReport], protocol: Protocol) -> list[str]:
 
 
 def cv_table(reports: list[CVReport], baselines: dict[str, np.ndarray], scenes, distortions,
-             protocol: Protocol = PROTOCOL) -> Table:
+             protocol: Protocol = PROTOCOL, earlier: dict[str, tuple[str, np.ndarray]] | None = None) -> Table:
     """The cross-validation table; ``baselines``: per-image distances of reference metrics;
-    ``scenes``, ``distortions``: per image (the bootstrap's clusters and strata)."""
+    ``scenes``, ``distortions``: per image (the bootstrap's clusters and strata); ``earlier``: per
+    variant whose default stays an earlier human-trained version, (version, its held-out predictions)."""
+    earlier = earlier or {}
     rows = []
     strata = np.array(scene_strata(scenes, distortions))
     if reports:
@@ -132,6 +134,14 @@ def cv_table(reports: list[CVReport], baselines: dict[str, np.ndarray], scenes, 
         row.update(_stratum_cells(report.nested, report.badness, strata))
         row['ships'] = report.decision[1]
         rows.append(row)
+        if report.variant in earlier:
+            version, held_out = earlier[report.variant]
+            row = {'metric': report.variant, 'heads / recipe': f'v{version} (the default; held out: the nested '
+                                                               'predictions stored in its checkpoint)'}
+            row.update(_pooled_cells(pooled(held_out, report.badness), _interval(held_out, report.badness, draws)))
+            row.update(_stratum_cells(held_out, report.badness, strata))
+            row['ships'] = 'stays the default (shipped under the rule of its version)'
+            rows.append(row)
     kinds = sorted({k for r in reports for k in r.choice.summaries[UNTRAINED].distortion})
     columns = ['metric', 'heads / recipe', 'pooled SRCC', 'SRCC 95% interval', 'plain PLCC', 'plain PLCC 95% interval',
                'fitted PLCC', 'KRCC',
@@ -156,7 +166,8 @@ def per_scene_table(reports: list[CVReport], scenes) -> Table:
     return Table(f'Human-trained heads: SRCC within each scene ({DATA})', columns, rows, notes)
 
 
-def leaderboard_rows(reports: list[CVReport], baselines: dict[str, np.ndarray]) -> Table:
+def leaderboard_rows(reports: list[CVReport], baselines: dict[str, np.ndarray],
+                     earlier: dict[str, tuple[str, np.ndarray]] | None = None) -> Table:
     """Rows in pyiqa's ``FR_benchmark_results.csv`` format for the 121 images of the 17 LIVE scenes:
     the reference metrics, each variant's label-free heads and its human-trained procedure (nested,
     held-out predictions, marked ``(held out)``)."""
@@ -164,14 +175,19 @@ def leaderboard_rows(reports: list[CVReport], baselines: dict[str, np.ndarray]) 
     from spips_pyiqa.metrics.correlation import correlations
 
     header = column('live_17_scenes')
+    earlier = earlier or {}
     rows = []
     if reports:
         badness = reports[0].badness
         entries = list(baselines.items())
         for report in reports:
-            shipped = 'shipped as the default' if report.ships else 'not shipped: label-free is the default'
+            kept = earlier.get(report.variant)
+            shipped = ('shipped as the default' if report.ships else
+                       f'not shipped: {f"v{kept[0]}" if kept else "label-free"} is the default')
             entries += [(f'{report.variant}-label-free', report.label_free_scores),
                         (f'{report.variant} human-trained (held out; {shipped})', report.nested)]
+            if kept:
+                entries.append((f'{report.variant} v{kept[0]} human-trained (held out; shipped as the default)', kept[1]))
         rows = [{'Metric name': name, header: leaderboard_cell(correlations(values, badness, logistic=False))}
                 for name, values in entries]
     notes = [f'Data: {DATA} (LIVE Release 2, 17 scenes, n=121, DMOS). Cells as pyiqa writes them: plain PLCC (no fit), '
@@ -262,7 +278,7 @@ def human_heads_tables(found: list[CVReport], roots, metrics, cache, out: Path, 
     figure and the pyiqa-format rows are written into ``out``. ``metrics`` (``name -> BenchMetric``):
     every one without a report (neither a reported variant nor its ``-label-free`` name) becomes a
     reference row, scored through the benchmark ``cache``."""
-    from spips_pyiqa.benchmark.agreement import live_dev_scores, load_human_data
+    from spips_pyiqa.benchmark.agreement import held_out_scores, live_dev_scores, load_human_data, trained_on_live_dev
     from spips_pyiqa.benchmark.leaderboard import write_leaderboard
     from spips_pyiqa.metrics.bapps_scores import to_distance
 
@@ -272,9 +288,13 @@ def human_heads_tables(found: list[CVReport], roots, metrics, cache, out: Path, 
     raw = live_dev_scores(baselines, dataset, cache)
     distances = {n: to_distance(raw[n], m.lower_better) for n, m in baselines.items()}
     scenes, distortions = [row.scene for row in dataset.rows], [row.distortion for row in dataset.rows]
+    kept = {r.variant: metrics[r.variant] for r in found if not r.ships and r.variant in metrics
+            and trained_on_live_dev(metrics[r.variant])}
+    held_out = held_out_scores(kept, dataset, {})
+    earlier = {v: (m.metric.net.meta['version'], held_out[v]) for v, m in kept.items()}
     say(f'wrote {curves_figure(found, Path(out) / "figures" / "human_heads_curves.png")}')
-    csv_path, _ = write_leaderboard(leaderboard_rows(found, distances), out, LEADERBOARD_STEM)
+    csv_path, _ = write_leaderboard(leaderboard_rows(found, distances, earlier), out, LEADERBOARD_STEM)
     say(f'wrote {csv_path}')
-    return [('human_heads_cv', cv_table(found, distances, scenes, distortions)),
+    return [('human_heads_cv', cv_table(found, distances, scenes, distortions, earlier=earlier)),
             ('human_heads_per_scene', per_scene_table(found, scenes)),
             ('human_heads_candidates', candidates_table(found))]
