@@ -181,8 +181,8 @@ def refine_grid(recipe: Recipe, candidates: Sequence[Recipe]) -> list[Recipe]:
     k = priors.index(recipe.prior)
     between = [float(np.sqrt(recipe.prior * q)) if q > 0 and recipe.prior > 0 else max(recipe.prior, q) / 10 ** 0.25
                for q in priors[max(k - 1, 0):k] + priors[k + 1:k + 2]]
-    return [replace(recipe, prior=float(f'{p:.3g}')) for p in between
-            if replace(recipe, prior=float(f'{p:.3g}')) not in candidates]
+    finer = [replace(recipe, prior=float(f'{p:.3g}')) for p in between]
+    return [r for r in finer if r not in candidates]
 
 
 @dataclass(frozen=True)
