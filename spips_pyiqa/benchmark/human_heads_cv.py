@@ -61,6 +61,12 @@ def _stratum_cells(prediction: np.ndarray, badness: np.ndarray, strata: np.ndarr
     return cells
 
 
+def _held_out_cells(prediction: np.ndarray, badness: np.ndarray, draws, strata: np.ndarray) -> dict:
+    """Pooled cells with their bootstrap intervals, and the same within each kind of scene."""
+    return {**_pooled_cells(pooled(prediction, badness), _interval(prediction, badness, draws)),
+            **_stratum_cells(prediction, badness, strata)}
+
+
 def _distortion_cells(summary: Summary) -> dict:
     return {f'{kind} {name}': getattr(p, attr) for kind, p in summary.distortion.items()
             for name, attr in (('SRCC', 'srcc'), ('plain PLCC', 'plcc'))}
@@ -112,14 +118,12 @@ def cv_table(reports: list[CVReport], baselines: dict[str, np.ndarray], scenes, 
         kinds = sorted(set(reports[0].choice.summaries[UNTRAINED].distortion))
         for name, distance in baselines.items():
             row = {'metric': name, 'heads / recipe': 'pyiqa, no training'}
-            row.update(_pooled_cells(pooled(distance, badness), _interval(distance, badness, draws)))
-            row.update(_stratum_cells(distance, badness, strata))
+            row.update(_held_out_cells(distance, badness, draws, strata))
             rows.append(row)
     for report in reports:
         lf, chosen = report.choice.summaries[UNTRAINED], report.choice.summaries[report.recipe]
         row = {'metric': report.variant, 'heads / recipe': f'label-free (v0.1)'}
-        row.update(_pooled_cells(report.label_free_pooled, _interval(report.label_free_scores, report.badness, draws)))
-        row.update(_stratum_cells(report.label_free_scores, report.badness, strata))
+        row.update(_held_out_cells(report.label_free_scores, report.badness, draws, strata))
         row.update(_distortion_cells(lf))
         rows.append(row)
         if report.recipe != UNTRAINED:
@@ -130,16 +134,14 @@ def cv_table(reports: list[CVReport], baselines: dict[str, np.ndarray], scenes, 
             rows.append(row)
         choices = '; '.join(f'{k}: {r.name}' for k, r in report.nested_choices.items())
         row = {'metric': report.variant, 'heads / recipe': f'NESTED (honest; choices per outer fold: {choices})'}
-        row.update(_pooled_cells(report.nested_pooled, _interval(report.nested, report.badness, draws)))
-        row.update(_stratum_cells(report.nested, report.badness, strata))
+        row.update(_held_out_cells(report.nested, report.badness, draws, strata))
         row['ships'] = report.decision[1]
         rows.append(row)
         if report.variant in earlier:
             version, held_out = earlier[report.variant]
             row = {'metric': report.variant, 'heads / recipe': f'v{version} (the default; held out: the nested '
                                                                'predictions stored in its checkpoint)'}
-            row.update(_pooled_cells(pooled(held_out, report.badness), _interval(held_out, report.badness, draws)))
-            row.update(_stratum_cells(held_out, report.badness, strata))
+            row.update(_held_out_cells(held_out, report.badness, draws, strata))
             row['ships'] = 'stays the default (shipped under the rule of its version)'
             rows.append(row)
     kinds = sorted({k for r in reports for k in r.choice.summaries[UNTRAINED].distortion})
@@ -187,7 +189,8 @@ def leaderboard_rows(reports: list[CVReport], baselines: dict[str, np.ndarray],
             entries += [(f'{report.variant}-label-free', report.label_free_scores),
                         (f'{report.variant} human-trained (held out; {shipped})', report.nested)]
             if kept:
-                entries.append((f'{report.variant} v{kept[0]} human-trained (held out; shipped as the default)', kept[1]))
+                entries.append((f'{report.variant} v{kept[0]} human-trained (held out; shipped as the default)',
+                                kept[1]))
         rows = [{'Metric name': name, header: leaderboard_cell(correlations(values, badness, logistic=False))}
                 for name, values in entries]
     notes = [f'Data: {DATA} (LIVE Release 2, 17 scenes, n=121, DMOS). Cells as pyiqa writes them: plain PLCC (no fit), '

@@ -57,7 +57,8 @@ from spips_pyiqa.metric_configs import HUMAN_TRAINED, LABEL_FREE, VARIANTS as ME
 from spips_pyiqa.metrics.grouped_cv import Pooled, grouped_folds, pooled
 from spips_pyiqa.recipes.heads_features import Features, cached_features, scores
 from spips_pyiqa.recipes.linear_heads import Batch, stacked_means, train_batch
-from spips_pyiqa.recipes.recipe_selection import LEVEL, Choice, Evaluation, Gain, choose, paired_gain, scene_strata, ship_decision
+from spips_pyiqa.recipes.recipe_selection import (LEVEL, Choice, Evaluation, Gain, choose, paired_gain, scene_strata,
+                                                   ship_decision)
 
 __all__ = [
     'FEATURE_CACHE',
@@ -197,8 +198,8 @@ class Protocol:
             (one-SE rule, distortion folds) and level of every interval.
         ship_samples: resamples of the ship rule's paired bootstrap
             (:func:`~spips_pyiqa.recipes.recipe_selection.paired_gain` of the nested predictions):
-            one call, so many, that the decision never hinges on the Monte Carlo error of a 2.5%
-            quantile (25 resamples in the tail at 1000).
+            one call, so many, that the decision never hinges on the Monte Carlo error of a 5%
+            quantile (50 resamples in the tail at 1000).
     """
 
     folds: int = 5

@@ -11,9 +11,9 @@ them, as leaderboards measure (:mod:`spips_pyiqa.metrics.grouped_cv`):
   distortion types, :func:`scene_strata`): the noise level of every rule below;
 * :func:`admissible`: a recipe may replace the label-free heads only if, on the scene folds, it
   is at least as good in pooled SRCC and in plain PLCC (out-of-fold, so already held out; a recipe
-  that trades one statistic for the other is not a candidate), and no distortion fold loses *beyond its own noise* (the upper end of that fold's paired gain
-  interval, a bootstrap over the fold's scenes, is below 0): 13-15 images of 3 scenes cannot veto a
-  recipe by one swapped pair;
+  that trades one statistic for the other is not a candidate), and no distortion fold loses
+  *beyond its own noise* (the upper end of that fold's paired gain interval, a bootstrap over the
+  fold's scenes, is below 0): 13-15 images of 3 scenes cannot veto a recipe by one swapped pair;
 * :func:`choose`: the admissible recipe with the best criterion (mean of pooled SRCC and plain
   PLCC) is the *best*; its standard error is the standard deviation of its criterion over the
   stratified bootstrap over scenes; among the admissible recipes within **one standard error** of
@@ -45,8 +45,8 @@ import numpy as np
 
 from spips_pyiqa.metrics.grouped_cv import Pooled, bootstrap_correlations, pooled, scene_bootstrap
 
-__all__ = ['LEVEL', 'NONINFERIORITY_MARGIN', 'STATISTICS', 'Choice', 'Evaluation', 'Gain', 'Summary', 'admissible', 'choose',
-           'criterion', 'fold_losses', 'paired_gain', 'scene_strata', 'ship_decision', 'summarise']
+__all__ = ['LEVEL', 'NONINFERIORITY_MARGIN', 'STATISTICS', 'Choice', 'Evaluation', 'Gain', 'Summary', 'admissible',
+           'choose', 'criterion', 'fold_losses', 'paired_gain', 'scene_strata', 'ship_decision', 'summarise']
 
 #: How far below label-free (pooled SRCC or plain PLCC) the nested estimate may be and still count
 #: as "no worse" in the ship rule (the lower end of the gain's interval must lie above ``-margin``).
@@ -235,7 +235,8 @@ def ship_decision(gain: dict[str, Gain], fold_gains: dict[str, dict[str, Gain]])
         fold_gains: the chosen recipe's distortion folds, each as :func:`paired_gain` over label-free.
     """
     margin = NONINFERIORITY_MARGIN
-    losses = [f'the {name} gain may be a loss beyond {margin} ({gain[a].estimate:+.3f}, interval from {gain[a].low:+.3f})'
+    losses = [f'the {name} gain may be a loss beyond {margin} '
+              f'({gain[a].estimate:+.3f}, interval from {gain[a].low:+.3f})'
               for name, a in STATISTICS if not gain[a].low > -margin]
     if not any(gain[a].low > 0 for _, a in STATISTICS):
         losses.append('no gain beyond the noise (' + ', '.join(
