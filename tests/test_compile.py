@@ -150,6 +150,8 @@ def test_in_place_edits_are_seen_eagerly(zero_weights, pair, weight_reads):
     """An in-place edit (new version), a new Parameter, ``.data =`` (new storage): re-read once at
     the next call; ``.data`` edits in place after an explicit refresh."""
     model = copy.deepcopy(zero_weights)
+    with torch.no_grad():
+        model(*pair)  # a copy's parameters have new storage: every head is re-read once, here
     conv = model.quality.heads['traditional'].convs[0]
     edits = [
         lambda: conv.weight.add_(0.5),
@@ -179,6 +181,11 @@ def test_compiled_path_refuses_weights_edited_behind_its_back(compiled_path, zer
     with pytest.raises(RuntimeError, match=r"traditional head's weights changed .*refresh_weight_signs"):
         model(*pair)
     model.quality.heads['traditional'].refresh_weight_signs()
+    assert_same(model, *pair)
+    model.quality.heads['semantic'].convs[1].weight.data[0, 3] = -0.5  # the deep maps' means no longer do
+    with pytest.raises(RuntimeError, match=r"semantic head's weights changed .*heads\['semantic'\]"):
+        model(*pair)
+    model.quality.heads['semantic'].refresh_weight_signs()
     assert_same(model, *pair)
 
 

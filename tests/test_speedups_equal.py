@@ -15,10 +15,12 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from pyiqa.utils.color_util import to_y_channel
 
 from spips_pyiqa import SPIPS
 from spips_pyiqa.archs import gaussian_filter as filtering
+from spips_pyiqa.archs.backbone_layout import PlanarConv2d, SpaceToDepthConv2d
 from spips_pyiqa.archs import traditional_maps as tm
 from spips_pyiqa.archs.deep_features import SEMANTIC_LAYERS
 from spips_pyiqa.archs.resize import resize_bilinear
@@ -62,10 +64,23 @@ def reference_traditional_maps(target, ref, kernel):
     return torch.cat(maps, dim=1)
 
 
+def plain_backbone(backbone, image):
+    """pyiqa's backbone slices layer by layer, every convolution a plain ``F.conv2d``."""
+    outputs = []
+    for index in range(1, backbone.N_slices + 1):
+        for layer in getattr(backbone, f'slice{index}'):
+            if isinstance(layer, nn.Conv2d):
+                image = F.conv2d(image, layer.weight, layer.bias, layer.stride, layer.padding)
+            else:
+                image = layer(image)
+        outputs.append(image)
+    return outputs
+
+
 def reference_deep(deep, target, ref):
     """Both images in one concatenated batch through the backbone, LPIPS's formula with eps^2."""
     diffs = []
-    for features in deep.backbone(deep.scaling(torch.cat([target, ref]) * 2 - 1)):
+    for features in plain_backbone(deep.backbone, deep.scaling(torch.cat([target, ref]) * 2 - 1)):
         unit = features / torch.sqrt(features.pow(2).sum(dim=1, keepdim=True) + 1e-20)
         a, b = unit.chunk(2)
         diffs.append((a - b).pow(2))
@@ -217,6 +232,76 @@ def test_deep_distances_equal_one_batched_pass(spips, ref_grad, channels_last):
     grad_theirs = torch.autograd.grad(theirs[0] + theirs[1], inputs, upstream)
     for a, b in zip(grad_ours, grad_theirs):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-10 * b.abs().max().item())
+
+
+@pytest.mark.parametrize('kernel, stride, padding', [(11, 4, 2), (7, 2, 3), (3, 2, 1), (5, 3, 0)])
+@pytest.mark.parametrize('height, width', [(64, 64), (67, 93), (131, 257), (23, 30)])
+def test_space_to_depth_convolution_equals_conv2d(kernel, stride, padding, height, width):
+    """Values and input gradients equal ``F.conv2d`` (float64) at sizes that are and are not whole
+    blocks; without a gradient to compute it is the plain convolution."""
+    conv = nn.Conv2d(3, 8, kernel, stride, padding).double()
+    fast = SpaceToDepthConv2d(3, 8, kernel, stride, padding).double()
+    fast.load_state_dict(conv.state_dict())
+    image = torch.rand(2, 3, height, width, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    image.requires_grad_(True)
+    ours, theirs = fast(image), conv(image)
+    assert ours.shape == theirs.shape
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+    upstream = torch.rand(theirs.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    grad_ours, = torch.autograd.grad(ours, image, upstream)
+    grad_theirs, = torch.autograd.grad(theirs, image, upstream)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=0, atol=1e-12)
+
+
+def test_planar_convolution_equals_conv2d_and_returns_channels_last(spips):
+    conv = getattr(spips.deep.backbone.slice2, '3')  # modules keep torchvision's indices as names
+    assert isinstance(conv, PlanarConv2d) and isinstance(getattr(spips.deep.backbone.slice1, '0'), SpaceToDepthConv2d)
+    conv = copy.deepcopy(conv).double()
+    features = torch.rand(2, 64, 31, 29, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    features.requires_grad_(True)
+    ours = conv(features)
+    theirs = F.conv2d(features, conv.weight, conv.bias, conv.stride, conv.padding)
+    assert ours.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+    grad_ours, = torch.autograd.grad(ours.sum(), features)
+    grad_theirs, = torch.autograd.grad(theirs.sum(), features)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize('mode', ['eval', 'train'])
+@pytest.mark.parametrize('negative', [None, 'perceptual', 'semantic'])
+def test_deep_means_give_the_score_of_the_maps(spips, mode, negative):
+    """Where the deep heads' weights are non-negative the score takes each squared difference's
+    mean (never stored); score and gradients to the target and, in training, to every head weight
+    equal the float64 score from the full maps. A negative weight, where the ReLU may cut, gets
+    the full maps (and there the means would differ)."""
+    model = copy.deepcopy(spips)
+    with torch.no_grad():
+        for group in ('perceptual', 'semantic'):
+            for conv in model.quality.heads[group].convs:  # uneven weights: each channel's mean counts
+                conv.weight.mul_(torch.rand(conv.weight.shape, generator=torch.Generator().manual_seed(5)) * 2)
+        if negative is not None:
+            model.quality.heads[negative].convs[0].weight[0, :3] = -5.0
+    model.train(mode == 'train')
+    target, ref = photo_pair(64, 72, 2, seed=4)
+    reference = copy.deepcopy(model).double()
+    target64, ref64 = target.double().requires_grad_(True), ref.double()
+    target.requires_grad_(True)
+    score = model(target, ref)
+    expected = reference_score(reference, target64, ref64)
+    torch.testing.assert_close(score.double(), expected, rtol=1e-5, atol=1e-7)
+    ours = torch.autograd.grad(score.sum(), [target, *model.quality.parameters()])
+    theirs = torch.autograd.grad(expected.sum(), [target64, *reference.quality.parameters()])
+    for a, b in zip(ours if mode == 'train' else ours[:1], theirs):
+        torch.testing.assert_close(a.double(), b, rtol=0, atol=2e-3 * b.abs().max().item())
+    if negative is not None:  # the case is real: pooling before the ReLU would give another score
+        group = ('perceptual', 'semantic').index(negative)
+        means = reference.deep(target64, ref64, mean=True)[group][0]
+        maps = reference.deep(target64, ref64)[group][0]
+        weight = reference.quality.heads[negative].convs[0].weight
+        pooled = F.relu(F.conv2d(means, weight)).flatten()
+        per_pixel = F.relu(F.conv2d(maps, weight)).mean(dim=(1, 2, 3))
+        assert (pooled - per_pixel).abs().max() > 1e-4 * per_pixel.abs().max()
 
 
 @pytest.mark.parametrize('height, width, batch', [(64, 64, 3), (97, 131, 1)])

@@ -32,6 +32,7 @@ from torch.autograd.function import once_differentiable
 from pyiqa.archs import lpips_arch
 from pyiqa.archs.lpips_arch import ScalingLayer, alexnet, squeezenet, vgg16
 
+from spips_pyiqa.archs.backbone_layout import use_faster_convolutions
 from spips_pyiqa.utils.weights import (
     MissingWeightsError,
     backbone_features,
@@ -62,53 +63,82 @@ def normalize_channels(features: torch.Tensor, eps: float = 1e-10) -> torch.Tens
     return features * torch.rsqrt((features * features).sum(dim=1, keepdim=True) + eps**2)
 
 
+def _channel_scale(features: torch.Tensor, eps: float) -> torch.Tensor:
+    r""":math:`s_f = (\sum_c f^2 + \epsilon^2)^{-1/2}` per pixel (eqs. 4-5), without forming ``f * f``.
+
+    Shape:
+        - features: :math:`(N, C, H, W)`.
+        - Output: :math:`(N, 1, H, W)`.
+    """
+    return torch.rsqrt(torch.linalg.vector_norm(features, dim=1, keepdim=True).square() + eps**2)
+
+
+def _through_normalisation(unit: torch.Tensor, scale: torch.Tensor, grad_unit: torch.Tensor) -> torch.Tensor:
+    r"""Gradient to :math:`f` from the gradient :math:`h` to :math:`\hat f = f s_f`:
+    :math:`s_f (h - \hat f \sum_c \hat f h)` (consumes ``grad_unit``).
+
+    Shape: all :math:`(N, C, H, W)` but ``scale`` :math:`(N, 1, H, W)`.
+    """
+    projection = (unit * grad_unit).sum(dim=1, keepdim=True)
+    return torch.addcmul(grad_unit, unit, projection, value=-1).mul_(scale)
+
+
 class _SquaredUnitDifference(torch.autograd.Function):
     r""":math:`\Delta = (\hat a - \hat b)^{\odot 2}` with :math:`\hat f = f s_f`,
     :math:`s_f = (\sum_c f^2 + \epsilon^2)^{-1/2}` (eqs. 4-6, :func:`normalize_channels`), as one
     autograd node with a hand-written backward.
 
-    With :math:`h = 2 (\hat a - \hat b) \odot g` for the incoming gradient :math:`g`,
-    :math:`\partial/\partial a = s_a (h - \hat a \sum_c \hat a h)` (and for ``b`` the same with
-    :math:`-h`): five passes over the features instead of autograd's dozen nodes (products, sums
-    and accumulations), which cost a loss step more than the backbone's own elementwise work.
+    With ``mean``, the output is :math:`\Delta`'s spatial mean per channel, shape
+    :math:`(N, C, 1, 1)`: what the score needs where the heads' weights are non-negative
+    (``SPIPS.distance_maps``); :math:`\Delta` itself is never stored.
+
+    With :math:`h = 2 (\hat a - \hat b) \odot g` for the incoming gradient :math:`g` (for means,
+    :math:`g / (HW)` broadcast over the pixels), :math:`\partial/\partial a = s_a (h - \hat a
+    \sum_c \hat a h)` (and for ``b`` the same with :math:`-h`): a few passes over the features
+    instead of autograd's dozen nodes (products, sums and accumulations), which cost a loss step
+    more than the backbone's own elementwise work.
     """
 
     @staticmethod
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor, eps: float) -> torch.Tensor:
-        unit_a, unit_b = normalize_channels(a, eps), normalize_channels(b, eps)
-        difference = unit_a - unit_b
-        ctx.eps = eps
-        ctx.save_for_backward(a, b, difference)
-        return difference * difference
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor, eps: float, mean: bool) -> torch.Tensor:
+        scale_a, scale_b = _channel_scale(a, eps), _channel_scale(b, eps)
+        unit_a = a * scale_a
+        # (a - b s_b / s_a) s_a: exactly 0 where a == b, one pass fewer than forming b's unit vectors
+        difference = torch.addcmul(a, b, scale_b / scale_a, value=-1).mul_(scale_a)
+        ctx.eps, ctx.mean = eps, mean
+        ctx.save_for_backward(unit_a, scale_a, difference, b if ctx.needs_input_grad[1] else None)
+        squared = difference * difference
+        return squared.mean(dim=(2, 3), keepdim=True) if mean else squared
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: torch.Tensor):
-        a, b, difference = ctx.saved_tensors
-        if not difference.is_contiguous():  # channels-last features (CPU): the same layout throughout
-            grad = grad.contiguous(memory_format=torch.channels_last)
-        twice_grad = 2 * difference * grad
-        grads = []
-        for features, sign, needed in ((a, 1, ctx.needs_input_grad[0]), (b, -1, ctx.needs_input_grad[1])):
-            if not needed:
-                grads.append(None)
-                continue
-            scale = torch.rsqrt((features * features).sum(dim=1, keepdim=True) + ctx.eps**2)
-            unit = features * scale
-            projection = (unit * twice_grad).sum(dim=1, keepdim=True)
-            grads.append(sign * scale * (twice_grad - unit * projection))
-        return grads[0], grads[1], None
+        unit_a, scale_a, difference, b = ctx.saved_tensors
+        if ctx.mean:
+            grad = grad * (2.0 / (difference.shape[-2] * difference.shape[-1]))
+        elif not difference.is_contiguous():  # channels-last features (CPU): the same layout throughout
+            grad = 2 * grad.contiguous(memory_format=torch.channels_last)
+        else:
+            grad = 2 * grad
+        twice_grad = difference * grad
+        grad_b = None
+        if b is not None:
+            scale_b = _channel_scale(b, ctx.eps)
+            grad_b = _through_normalisation(b * scale_b, scale_b, twice_grad.clone()).neg_()
+        grad_a = _through_normalisation(unit_a, scale_a, twice_grad) if ctx.needs_input_grad[0] else None
+        return grad_a, grad_b, None, None
 
 
-def squared_unit_difference(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+def squared_unit_difference(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-10, mean: bool = False) -> torch.Tensor:
     r"""Squared difference of channel-normalised features, eqs. (4)-(6):
-    ``(normalize_channels(a) - normalize_channels(b)) ** 2``, with a cheaper backward.
+    ``(normalize_channels(a) - normalize_channels(b)) ** 2``, with a cheaper backward; with
+    ``mean``, its spatial mean per channel (without storing the squared difference).
 
     Shape:
         - a, b: :math:`(N, C, H, W)`.
-        - Output: :math:`(N, C, H, W)`.
+        - Output: :math:`(N, C, H, W)`, with ``mean`` :math:`(N, C, 1, 1)`.
     """
-    return _SquaredUnitDifference.apply(a, b, eps)
+    return _SquaredUnitDifference.apply(a, b, eps, mean)
 
 
 def backbone_channels(net: str) -> Tuple[int, ...]:
@@ -159,7 +189,7 @@ def _build_backbone(net: str, tune: bool) -> nn.Module:
     if net in TORCHVISION_BUILDERS:
         stand_in = _TorchvisionWithOurFeatures(TORCHVISION_BUILDERS[net], backbone_features(net))
         with _SUBSTITUTION_LOCK, mock.patch.object(lpips_arch, 'models', stand_in):
-            return backbone_class(requires_grad=tune, pretrained=True)
+            return use_faster_convolutions(backbone_class(requires_grad=tune, pretrained=True), net)
     try:
         return backbone_class(requires_grad=tune, pretrained=True)
     except (OSError, RuntimeError) as error:  # failed download (URLError is OSError), bad file
@@ -192,15 +222,18 @@ class DeepFeatureDistances(nn.Module):
         self.backbone = _build_backbone(net, tune)
 
     def forward(
-        self, target: torch.Tensor, ref: torch.Tensor
+        self, target: torch.Tensor, ref: torch.Tensor, mean: bool = False
     ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
-        r"""Return the perceptual and semantic groups of :math:`\Delta^l`, eqs. (6)-(8).
+        r"""Return the perceptual and semantic groups of :math:`\Delta^l`, eqs. (6)-(8); with
+        ``mean``, each :math:`\Delta^l`'s spatial mean per channel.
 
         Shape:
             - target, ref: :math:`(N, 3, H, W)` in [0, 1].
-            - Output: two lists of :math:`(N, C_l, H_l, W_l)` tensors, layers in depth order.
+            - Output: two lists of :math:`(N, C_l, H_l, W_l)` tensors (with ``mean``
+              :math:`(N, C_l, 1, 1)`), layers in depth order.
         """
-        diffs = [squared_unit_difference(a, b) for a, b in zip(self.features(target), self.features(ref))]
+        features = zip(self.features(target), self.features(ref))
+        diffs = [squared_unit_difference(a, b, mean=mean) for a, b in features]
         return diffs[:-SEMANTIC_LAYERS], diffs[-SEMANTIC_LAYERS:]
 
     def features(self, image: torch.Tensor) -> Tuple[torch.Tensor, ...]:

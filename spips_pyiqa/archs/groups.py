@@ -13,14 +13,17 @@ from spips_pyiqa.archs.deep_features import SEMANTIC_LAYERS, backbone_channels
 from spips_pyiqa.archs.traditional_maps import TRADITIONAL_CHANNELS
 from spips_pyiqa.metric_configs import GROUPS
 
-__all__ = ['GROUPS', 'checked_groups', 'group_channels']
+__all__ = ['DEEP_GROUPS', 'GROUPS', 'checked_groups', 'group_channels']
+
+#: The groups the backbone's features form (eqs. 7-8), in fusion order.
+DEEP_GROUPS = ('perceptual', 'semantic')
 
 
 def checked_groups(groups: Sequence[str]) -> Tuple[str, ...]:
     """Validate a group selection and return it in canonical (fusion) order."""
     groups = tuple(groups)
     unknown = set(groups) - set(GROUPS)
-    if unknown or len(set(groups)) != len(groups) or not set(groups) & {'perceptual', 'semantic'}:
+    if unknown or len(set(groups)) != len(groups) or not set(groups) & set(DEEP_GROUPS):
         raise ValueError(
             f'groups must be distinct names from {GROUPS} including a deep group, got {groups}'
         )

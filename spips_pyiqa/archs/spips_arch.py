@@ -28,7 +28,7 @@ from pyiqa.utils.registry import ARCH_REGISTRY
 
 from spips_pyiqa.archs.checkpoint import load_checkpoint, refuse_non_finite_state
 from spips_pyiqa.archs.deep_features import DeepFeatureDistances
-from spips_pyiqa.archs.groups import GROUPS, group_channels
+from spips_pyiqa.archs.groups import DEEP_GROUPS, GROUPS, group_channels
 from spips_pyiqa.archs.input_checks import check_image_pair
 from spips_pyiqa.archs.quality_heads import QualityHeads
 from spips_pyiqa.archs.traditional_maps import (
@@ -49,17 +49,19 @@ def default_heads_path(net: str, groups: Sequence[str], version: Optional[str] =
     return HEADS_DIR / heads_file_name(net, groups, version)
 
 
-def _assert_signs_hold(weight: torch.Tensor, needed: Sequence[bool]) -> None:
+def _assert_signs_hold(group: str, weights: Sequence[torch.Tensor], needed: Optional[Sequence[bool]] = None) -> None:
     """Inside a compiled graph, which cannot re-read the signs: fail (``RuntimeError``; on CUDA a
-    device-side assert) unless the traditional weights are still >= 0, and 0 where a map is skipped.
+    device-side assert) unless a head's weights are still >= 0, and 0 where ``needed`` skips a map.
     No host read: the check runs on the device, as part of the graph."""
-    weight = weight.detach().flatten()
-    skipped = torch.tensor([not n for n in needed], device=weight.device)
-    holds = (weight >= 0) & ~(skipped & (weight != 0))
+    weight = torch.cat([w.detach().flatten() for w in weights])
+    holds = weight >= 0
+    if needed is not None:
+        skipped = torch.tensor([not n for n in needed], device=weight.device)
+        holds = holds & ~(skipped & (weight != 0))
     torch._assert_async(
         holds.all(),
-        "SPIPS: the traditional head's weights changed inside torch.compile without a refresh; call "
-        "net.quality.heads['traditional'].refresh_weight_signs() after editing them through .data",
+        f"SPIPS: the {group} head's weights changed inside torch.compile without a refresh; call "
+        f"net.quality.heads['{group}'].refresh_weight_signs() after editing them through .data",
     )
 
 
@@ -112,13 +114,15 @@ class SPIPS(nn.Module):
     ) -> Dict[str, List[torch.Tensor]]:
         r"""Per group, its distance maps before the heads (eqs. 1-8), checked inputs assumed.
 
-        With ``pooled``, where the traditional head's weights are all non-negative, the traditional
-        group holds the spatial means of its maps, shape :math:`(N, 7, 1, 1)`
-        (:func:`traditional_means`): the maps lie in [0, 1], so the ReLU of eq. (11) never cuts and
-        :math:`\mathrm{mean}(\mathrm{ReLU}(w^\top D)) = \mathrm{ReLU}(w^\top \mathrm{mean}(D))`, the
-        same score without forming the upsampled MS-SSIM maps. In eval mode, channels whose weight is
-        exactly 0 are then not computed (:meth:`traditional_channels_needed`). Training keeps the
-        weights non-negative; a checkpoint with a negative weight gets the full maps.
+        With ``pooled``, a group whose head's weights are all non-negative holds the spatial means
+        of its maps, shape :math:`(N, C_m, 1, 1)`: the maps are >= 0, so the ReLU of eq. (11) never
+        cuts and :math:`\mathrm{mean}(\mathrm{ReLU}(w^\top D)) = \mathrm{ReLU}(w^\top \mathrm{mean}(D))`,
+        the same score (and gradient) without storing the maps. The traditional means come from
+        :func:`traditional_means` (no upsampled MS-SSIM maps; in eval mode, channels whose weight
+        is exactly 0 are not computed, :meth:`traditional_channels_needed`), the deep ones from
+        :func:`~spips_pyiqa.archs.deep_features.squared_unit_difference` with ``mean`` (the
+        squared differences are never stored). Training keeps the weights non-negative; a
+        checkpoint with a negative weight gets that group's full maps.
 
         The signs come from :meth:`GroupHead.weight_signs`, read when the weights change, not per
         call: no host read of tensor values here, so ``torch.compile`` traces one graph.
@@ -127,7 +131,7 @@ class SPIPS(nn.Module):
             - target, ref: :math:`(N, C, H, W)`, already through ``check_image_pair``.
             - Output: ``{group: [(N, C_m, H_m, W_m), ...]}``, every value >= 0.
         """
-        perceptual, semantic = self.deep(target, ref)
+        perceptual, semantic = self.deep(target, ref, mean=pooled and self._deep_pooled())
         maps = {'perceptual': perceptual, 'semantic': semantic}
         if 'traditional' in self.groups:
             needed = self._pooled_channels() if pooled else None
@@ -148,13 +152,23 @@ class SPIPS(nn.Module):
         weight, where the ReLU of eq. 11 may cut). Python values only: the mode, and the signs read
         when the weights changed (under ``torch.compile`` checked inside the graph)."""
         head = self.quality.heads['traditional']
-        signs = head.weight_signs()
-        if not signs.nonnegative:
+        if not head.weight_signs().nonnegative:
             return None
-        needed = (True,) * TRADITIONAL_CHANNELS if self.training else signs.nonzero[0]
+        needed = (True,) * TRADITIONAL_CHANNELS if self.training else head.weight_signs().nonzero[0]
         if torch.compiler.is_compiling():
-            _assert_signs_hold(head.convs[0].weight, needed)
+            _assert_signs_hold('traditional', [head.convs[0].weight], needed)
         return needed
+
+    def _deep_pooled(self) -> bool:
+        """Whether the score takes the deep groups' maps as means: every deep head's weights are
+        non-negative (signs as in :meth:`_pooled_channels`)."""
+        heads = {g: self.quality.heads[g] for g in DEEP_GROUPS if g in self.quality.heads}
+        if not all(head.weight_signs().nonnegative for head in heads.values()):
+            return False
+        if torch.compiler.is_compiling():
+            for group, head in heads.items():
+                _assert_signs_hold(group, [conv.weight for conv in head.convs])
+        return True
 
     def group_distances(self, target: torch.Tensor, ref: torch.Tensor) -> Dict[str, torch.Tensor]:
         r"""Each group's distance :math:`d_g` before fusion, eqs. (9)-(11).

@@ -195,6 +195,21 @@ BUGS = [
      'digest.update(path.relative_to(root).as_posix().encode() + file_sha256(path).encode())',
      'digest.update(path.relative_to(root).as_posix().encode())',
      ['tests/test_human_heads.py::test_feature_cache_is_reused_only_while_its_inputs_are_unchanged']),
+    # issue 24: a faster loss, the same score
+    ('deep means: gradient of the mean misses its factor 2', 'spips_pyiqa/archs/deep_features.py',
+     'grad = grad * (2.0 / (difference.shape[-2] * difference.shape[-1]))',
+     'grad = grad * (1.0 / (difference.shape[-2] * difference.shape[-1]))',
+     ['tests/test_speedups_equal.py::test_deep_means_give_the_score_of_the_maps']),
+    ('deep means taken although a deep head has a negative weight', 'spips_pyiqa/archs/spips_arch.py',
+     'if not all(head.weight_signs().nonnegative for head in heads.values()):', 'if False:',
+     ['tests/test_speedups_equal.py::test_deep_means_give_the_score_of_the_maps']),
+    ('space-to-depth convolution: input padded one row short', 'spips_pyiqa/archs/backbone_layout.py',
+     'bottom = (out_h - 1 + blocks) * stride - x.shape[-2] - pad_h',
+     'bottom = (out_h - 1 + blocks) * stride - x.shape[-2] - pad_h - 1',
+     ['tests/test_speedups_equal.py::test_space_to_depth_convolution_equals_conv2d']),
+    ('space-to-depth convolution: kernel blocks in the wrong order', 'spips_pyiqa/archs/backbone_layout.py',
+     'weight.permute(0, 1, 3, 5, 2, 4)', 'weight.permute(0, 1, 5, 3, 2, 4)',
+     ['tests/test_speedups_equal.py::test_space_to_depth_convolution_equals_conv2d']),
 ]
 
 
