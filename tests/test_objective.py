@@ -66,13 +66,20 @@ def test_minimising_each_metric_improves_it_and_psnr_rises(tiny):
 
 
 def test_one_batch_is_the_same_as_one_run_per_image():
+    """Images do not interact. Compared in bulk: Adam steps every pixel by about ``LR`` whatever its
+    gradient's size, so a near-zero gradient entry whose float rounding differs with the batch size
+    (oneDNN blocks batches differently) may step the other way, up to ``2 LR``; any coupling of
+    images moves every pixel's path, by the order of the distance moved (~0.03 here)."""
     metrics = objective.load_objectives(['psnr', 'spips'])
     refs = torch.cat([objective.reference(p, 64) for p in PHOTOS])
     starts = torch.cat([objective.start_image(r[None], 'blur+noise', i) for i, r in enumerate(refs)])
-    batch = objective.recover(metrics['spips'], starts, refs, 3, objective.LR, metrics, 3)
+    steps = 3
+    batch = objective.recover(metrics['spips'], starts, refs, steps, objective.LR, metrics, steps)
     for i in range(len(refs)):
-        alone = objective.recover(metrics['spips'], starts[i:i + 1], refs[i:i + 1], 3, objective.LR, metrics, 3)
-        torch.testing.assert_close(alone.result, batch.result[i:i + 1], atol=1e-5, rtol=0)
+        alone = objective.recover(metrics['spips'], starts[i:i + 1], refs[i:i + 1], steps, objective.LR, metrics, steps)
+        difference = (alone.result - batch.result[i:i + 1]).abs()
+        assert (alone.result - starts[i:i + 1]).abs().mean() > 0.01  # the run moved
+        assert difference.mean() < 5e-4 and difference.max() <= 2 * objective.LR * steps
 
 
 def test_tables_have_the_documented_columns_and_ranking(tiny):
