@@ -243,6 +243,53 @@ def _resized_mean(distance: torch.Tensor, size) -> torch.Tensor:
     return torch.matmul(torch.matmul(rows, distance), cols)
 
 
+def _first_scale(
+    pair: Optional[torch.Tensor],
+    kernel: torch.Tensor,
+    extra: Optional[torch.Tensor],
+    finish: Callable,
+    needed: Sequence[bool],
+) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """Scale 1 of :func:`_ssim_distance_maps`: the SSIM and first MS-SSIM distances through
+    ``finish`` (``None`` where not ``needed``), ``extra`` filtered, and the 2x average-pooled pair
+    where a coarser scale is needed (else ``None``)."""
+    size = (pair if pair is not None else extra).shape[-2:]
+    ssim = first = filtered_extra = pooled = None
+    if needed[1] or needed[2]:
+        stats = local_statistics(pair, kernel, extra)
+        if extra is not None:
+            stats, filtered_extra = stats.split([4, extra.shape[1]], dim=1)
+        luminance, contrast_structure = components_from_statistics(stats)
+        if needed[1]:
+            ssim = finish(_flipped(luminance * contrast_structure), size)
+        if needed[2]:
+            first = finish(_flipped(contrast_structure), size)
+    elif extra is not None:  # PSNR alone at scale 1
+        filtered_extra = gaussian_filter(extra, kernel)
+    if any(needed[3:]):
+        pooled = F.avg_pool2d(pair, kernel_size=2, ceil_mode=True)
+    return ssim, first, filtered_extra, pooled
+
+
+def _coarse_scales(
+    pair: torch.Tensor, kernel: torch.Tensor, size, finish: Callable, needed: Sequence[bool]
+) -> List[Optional[torch.Tensor]]:
+    """MS-SSIM distances of scales 2..S (``cs``, the last ``l * cs``) through ``finish(distance,
+    size)``, from the pair already pooled once; ``None`` where not ``needed`` (channels 3..7)."""
+    maps: List[Optional[torch.Tensor]] = [None] * (MS_SSIM_SCALES - 1)
+    for scale in range(1, MS_SSIM_SCALES):
+        if not any(needed[2 + scale :]):
+            break
+        if scale > 1:
+            pair = F.avg_pool2d(pair, kernel_size=2, ceil_mode=True)
+        if not needed[2 + scale]:
+            continue
+        luminance, contrast_structure = components_from_statistics(local_statistics(pair, kernel))
+        term = luminance * contrast_structure if scale == MS_SSIM_SCALES - 1 else contrast_structure
+        maps[scale - 1] = finish(_flipped(term), size)
+    return maps
+
+
 def _ssim_distance_maps(
     pair: Optional[torch.Tensor],
     kernel: torch.Tensor,
@@ -253,29 +300,9 @@ def _ssim_distance_maps(
     """The SSIM and MS-SSIM distances of :func:`ssim_distance_maps`, each through
     ``finish(distance, size)`` (channels 1.. of ``needed``; ``None`` where not needed), and
     ``extra`` filtered at scale 1. Scales past the last needed one are not computed."""
-    size = (pair if pair is not None else extra).shape[-2:]
-    maps: List[Optional[torch.Tensor]] = [None] * (TRADITIONAL_CHANNELS - 1)
-    filtered_extra = None
-    for scale in range(MS_SSIM_SCALES):
-        first, last = scale == 0, scale == MS_SSIM_SCALES - 1
-        if not any(needed[2 + scale :]) and not (first and any(needed[:2])):
-            break
-        if not first:
-            pair = F.avg_pool2d(pair, kernel_size=2, ceil_mode=True)
-        if not (needed[2 + scale] or (first and needed[1])):  # PSNR alone at scale 1
-            if first and extra is not None:
-                filtered_extra = gaussian_filter(extra, kernel)
-            continue
-        stats = local_statistics(pair, kernel, extra if first else None)
-        if first and extra is not None:
-            stats, filtered_extra = stats.split([4, extra.shape[1]], dim=1)
-        luminance, contrast_structure = components_from_statistics(stats)
-        if first and needed[1]:
-            maps[0] = finish(_flipped(luminance * contrast_structure), size)
-        if needed[2 + scale]:
-            term = luminance * contrast_structure if last else contrast_structure
-            maps[1 + scale] = finish(_flipped(term), size)
-    return maps, filtered_extra
+    ssim, first, filtered_extra, pooled = _first_scale(pair, kernel, extra, finish, needed)
+    coarse = _coarse_scales(pooled, kernel, pair.shape[-2:], finish, needed) if pooled is not None else [None] * 4
+    return [ssim, first, *coarse], filtered_extra
 
 
 def ssim_distance_maps(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -298,9 +325,10 @@ def traditional_maps(target: torch.Tensor, ref: torch.Tensor, kernel: torch.Tens
 
     Equal to ``cat([psnr_distance_map(target, ref), ssim_distance_maps(luma(target), luma(ref))])``
     but faster: the squared error of eq. (1) is filtered in the same call as the first SSIM scale's
-    moments, both lumas are pooled together, and on CPU the batch is processed
+    moments, both lumas are pooled together, and on CPU the first scale is processed
     :data:`CPU_CHUNK_PIXELS` pixels at a time, so that a chunk's intermediates stay in the cache
-    (images are independent: the result is the same).
+    (images are independent: the result is the same); the coarser scales, a third of the pixels
+    but most of the operations, take the whole batch at once.
 
     Shape:
         - target, ref: :math:`(N, 3, H, W)` in [0, 1].
@@ -308,7 +336,7 @@ def traditional_maps(target: torch.Tensor, ref: torch.Tensor, kernel: torch.Tens
         - Output: :math:`(N, 7, H, W)` in [0, 1]: PSNR, SSIM, MS-SSIM scales 1..5; all zero where
           ``target == ref``.
     """
-    return _in_chunks(target, ref, lambda t, r: torch.cat(_chunk_maps(t, r, kernel, _resized), dim=1))
+    return torch.cat(_all_maps(target, ref, kernel, _resized, (True,) * TRADITIONAL_CHANNELS), dim=1)
 
 
 def traditional_means(
@@ -330,17 +358,38 @@ def traditional_means(
     needed = tuple(bool(n) for n in needed) if needed is not None else (True,) * TRADITIONAL_CHANNELS
     if len(needed) != TRADITIONAL_CHANNELS:
         raise ValueError(f'needed must have {TRADITIONAL_CHANNELS} entries, got {len(needed)}')
-
-    def means(t: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        maps = _chunk_maps(t, r, kernel, _resized_mean, needed)
-        zero = t.new_zeros(t.shape[0], 1)
-        return torch.cat([zero if m is None else m for m in maps], dim=1)
-
-    return _in_chunks(target, ref, means)
+    maps = _all_maps(target, ref, kernel, _resized_mean, needed)
+    zero = target.new_zeros(target.shape[0], 1)
+    return torch.cat([zero if m is None else m for m in maps], dim=1)
 
 
-def _in_chunks(target: torch.Tensor, ref: torch.Tensor, compute: Callable) -> torch.Tensor:
-    """``compute(target, ref)``, eagerly on CPU over chunks of about :data:`CPU_CHUNK_PIXELS` pixels.
+def _all_maps(
+    target: torch.Tensor, ref: torch.Tensor, kernel: torch.Tensor, finish: Callable, needed: Sequence[bool]
+) -> List[Optional[torch.Tensor]]:
+    """The seven maps through ``finish``, ``None`` where ``needed`` is false: the first scale in
+    chunks (:func:`_in_chunks`), the coarser ones on the whole batch."""
+    if not any(needed):
+        return [None] * TRADITIONAL_CHANNELS
+    psnr, ssim, first, pooled = _in_chunks(target, ref, lambda t, r: _first_scale_maps(t, r, kernel, finish, needed))
+    coarse = _coarse_scales(pooled, kernel, target.shape[-2:], finish, needed) if pooled is not None else [None] * 4
+    return [psnr, ssim, first, *coarse]
+
+
+def _first_scale_maps(
+    target: torch.Tensor, ref: torch.Tensor, kernel: torch.Tensor, finish: Callable, needed: Sequence[bool]
+) -> Tuple[Optional[torch.Tensor], ...]:
+    """PSNR, SSIM and first MS-SSIM distances of one chunk through ``finish`` (``None`` where not
+    ``needed``), and the chunk's 2x pooled luma pair where a coarser scale is needed."""
+    extra = squared_error(target, ref) if needed[0] else None
+    pair = torch.cat([luma(target), luma(ref)], dim=1) if any(needed[1:]) else None
+    ssim, first, local_mse, pooled = _first_scale(pair, kernel, extra, finish, needed)
+    psnr = finish(psnr_distance_from_mse(local_mse), target.shape[-2:]) if needed[0] else None
+    return psnr, ssim, first, pooled
+
+
+def _in_chunks(target: torch.Tensor, ref: torch.Tensor, compute: Callable) -> Tuple[Optional[torch.Tensor], ...]:
+    """``compute(target, ref)`` (a tuple of per-image tensors or ``None``), eagerly on CPU over
+    chunks of about :data:`CPU_CHUNK_PIXELS` pixels, each entry concatenated over the chunks.
 
     Under ``torch.compile`` the whole batch at once: inductor fuses the chunk's intermediates
     itself, unrolled chunks would multiply the graph (and the compile time) by their number, and
@@ -352,22 +401,5 @@ def _in_chunks(target: torch.Tensor, ref: torch.Tensor, compute: Callable) -> to
     if chunk >= batch:
         return compute(target, ref)
     # split (not slices): its backward concatenates the chunks' gradients once
-    return torch.cat([compute(t, r) for t, r in zip(target.split(chunk), ref.split(chunk))])
-
-
-def _chunk_maps(
-    target: torch.Tensor,
-    ref: torch.Tensor,
-    kernel: torch.Tensor,
-    finish: Callable,
-    needed: Sequence[bool] = (True,) * TRADITIONAL_CHANNELS,
-) -> List[Optional[torch.Tensor]]:
-    """The seven maps of one chunk through ``finish``; ``None`` where ``needed`` is false."""
-    if not any(needed):
-        return [None] * TRADITIONAL_CHANNELS
-    size = target.shape[-2:]
-    extra = squared_error(target, ref) if needed[0] else None
-    pair = torch.cat([luma(target), luma(ref)], dim=1) if any(needed[1:]) else None
-    maps, local_mse = _ssim_distance_maps(pair, kernel, extra, finish, needed)
-    psnr = finish(psnr_distance_from_mse(local_mse), size) if needed[0] else None
-    return [psnr, *maps]
+    parts = [compute(t, r) for t, r in zip(target.split(chunk), ref.split(chunk))]
+    return tuple(None if part[0] is None else torch.cat(part) for part in zip(*parts))
