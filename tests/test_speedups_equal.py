@@ -112,8 +112,11 @@ def photo_pair(height, width, batch, seed=0, dtype=torch.float32):
 
 # ------------------------------------------------------------------------------------ filtering
 @pytest.mark.parametrize('shape', [(2, 3, 64, 64), (1, 2, 131, 257), (2, 1, 300, 97), (1, 1, 5, 200), (1, 2, 4, 4)])
-@pytest.mark.parametrize('method', ['banded', 'tiled', 'conv'])
-def test_filter_and_its_adjoint_equal_replicate_convolution(shape, method):
+@pytest.mark.parametrize('method', ['banded', 'tiled', 'tiled, 3 planes per call', 'conv'])
+def test_filter_and_its_adjoint_equal_replicate_convolution(monkeypatch, shape, method):
+    if method.startswith('tiled, '):  # plane groups: the tiled method on more planes than a call takes
+        monkeypatch.setattr(filtering, 'TILED_GROUP_PIXELS', 3 * shape[-2] * shape[-1])
+        method = 'tiled'
     kernel = tm.gaussian_kernel_1d().double()
     x = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
     upstream = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))

@@ -210,6 +210,9 @@ BUGS = [
     ('space-to-depth convolution: kernel blocks in the wrong order', 'spips_pyiqa/archs/backbone_layout.py',
      'weight.permute(0, 1, 3, 5, 2, 4)', 'weight.permute(0, 1, 5, 3, 2, 4)',
      ['tests/test_speedups_equal.py::test_space_to_depth_convolution_equals_conv2d']),
+    ('tiled filter: plane groups put back in the wrong order', 'spips_pyiqa/archs/gaussian_filter.py',
+     'for group in planes.split(per_group)]', 'for group in planes.split(per_group)][::-1]',
+     ['tests/test_speedups_equal.py::test_filter_and_its_adjoint_equal_replicate_convolution']),
 ]
 
 
