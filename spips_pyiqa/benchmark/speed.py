@@ -589,10 +589,11 @@ def component_times(metric, size: int, batch: int, repeats: int, reference=None)
     maps = net.distance_maps(target, ref, pooled=True)
     calls = {'pyiqa call (total)': lambda: metric(target, ref),
              'input checks (check_image_pair)': lambda: check_image_pair(target, ref),
-             'deep features (backbone x2 + normalise + diff)': lambda: net.deep(target, ref),
+             'deep features (backbone x2 + normalise + diff, means as the score takes them)':
+                 lambda: net.deep(target, ref, mean=True),
              'heads + fusion': lambda: net.quality(maps)}
     losses = {'loss step (total)': loss_step(metric, target, ref),
-              'deep features as a loss': _backward_of(lambda x: net.deep(x, ref), target)}
+              'deep features (means) as a loss': _backward_of(lambda x: net.deep(x, ref, mean=True), target)}
     if 'traditional' in net.groups:
         needed = net.traditional_channels_needed()
         calls[f'traditional map means, as the score computes them ({sum(needed)} of 7 maps weigh)'] = (
@@ -612,8 +613,9 @@ def component_times(metric, size: int, batch: int, repeats: int, reference=None)
         columns=['part', 'median ms', 'share of total'],
         notes=[f'Each part called on its own, {repeats} interleaved repetitions (median); shares are '
                'of the SPIPS total of their kind (call or loss step), so parts need not add up to '
-               'exactly 100%. The score path uses the means of the traditional maps (no upsampled '
-               'MS-SSIM maps) and skips maps whose head weight is 0; the three traditional rows are '
+               'exactly 100%. The score path uses the means of the deep squared differences and of the '
+               'traditional maps (no upsampled MS-SSIM maps) and skips maps whose head weight is 0; the '
+               'three traditional rows are '
                'alternatives, not parts of one call. Loss rows: forward + backward to the target '
                '(a part\'s outputs summed), as `create_metric(..., as_loss=True)` runs.'],
         digits=1,
