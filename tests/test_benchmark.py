@@ -271,3 +271,16 @@ def test_scale_training_rate_is_read_between_the_first_and_last_logged_step():
     assert data_share == pytest.approx(0.25)
     with pytest.raises(RuntimeError, match='fewer than two logged steps'):
         _steady_rate(log.splitlines()[1], 50)
+
+
+def test_speed_targets_judge_the_loss_and_the_compiled_rows():
+    """Issue 24's targets: loss <= 1.0x lpips' loss time, compiled <= 1.0x compiled lpips (the
+    ratio of the two rows' ratios to eager lpips), at every size."""
+    from spips_pyiqa.benchmark.speed import target_check
+
+    ratios = {'spips': 0.9, 'spips (loss)': 1.05, 'spips (compiled)': 0.9, 'lpips (compiled)': 0.8,
+              'spips (compiled) (loss)': 0.85, 'lpips (compiled) (loss)': 0.9}
+    lines = target_check({(256, 8): {'ratios': ratios}})
+    assert '256px b8: spips as a loss takes 1.05x lpips\' loss time: MISSES the <= 1.0x target.' in lines
+    assert '256px b8: spips (compiled) takes 1.12x lpips (compiled)\'s time: MISSES the <= 1.0x target.' in lines
+    assert '256px b8: spips (compiled) (loss) takes 0.94x lpips (compiled) (loss)\'s time: meets the <= 1.0x target.' in lines
