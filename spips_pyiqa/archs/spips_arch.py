@@ -152,9 +152,10 @@ class SPIPS(nn.Module):
         weight, where the ReLU of eq. 11 may cut). Python values only: the mode, and the signs read
         when the weights changed (under ``torch.compile`` checked inside the graph)."""
         head = self.quality.heads['traditional']
-        if not head.weight_signs().nonnegative:
+        signs = head.weight_signs()
+        if not signs.nonnegative:
             return None
-        needed = (True,) * TRADITIONAL_CHANNELS if self.training else head.weight_signs().nonzero[0]
+        needed = (True,) * TRADITIONAL_CHANNELS if self.training else signs.nonzero[0]
         if torch.compiler.is_compiling():
             _assert_signs_hold('traditional', [head.convs[0].weight], needed)
         return needed

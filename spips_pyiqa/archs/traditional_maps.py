@@ -250,7 +250,7 @@ def _first_scale(
     finish: Callable,
     needed: Sequence[bool],
 ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], Optional[torch.Tensor], Optional[torch.Tensor]]:
-    """Scale 1 of :func:`_ssim_distance_maps`: the SSIM and first MS-SSIM distances through
+    """Scale 1 of eqs. (1)-(3): the SSIM and first MS-SSIM distances through
     ``finish`` (``None`` where not ``needed``), ``extra`` filtered, and the 2x average-pooled pair
     where a coarser scale is needed (else ``None``)."""
     size = (pair if pair is not None else extra).shape[-2:]
@@ -272,12 +272,13 @@ def _first_scale(
 
 
 def _coarse_scales(
-    pair: torch.Tensor, kernel: torch.Tensor, size, finish: Callable, needed: Sequence[bool]
+    pair: Optional[torch.Tensor], kernel: torch.Tensor, size, finish: Callable, needed: Sequence[bool]
 ) -> List[Optional[torch.Tensor]]:
     """MS-SSIM distances of scales 2..S (``cs``, the last ``l * cs``) through ``finish(distance,
-    size)``, from the pair already pooled once; ``None`` where not ``needed`` (channels 3..7)."""
+    size)``, from the pair already pooled once (``None``: no coarse scale is needed); ``None``
+    where not ``needed`` (channels 3..7)."""
     maps: List[Optional[torch.Tensor]] = [None] * (MS_SSIM_SCALES - 1)
-    for scale in range(1, MS_SSIM_SCALES):
+    for scale in range(1, MS_SSIM_SCALES if pair is not None else 1):
         if not any(needed[2 + scale :]):
             break
         if scale > 1:
@@ -288,21 +289,6 @@ def _coarse_scales(
         term = luminance * contrast_structure if scale == MS_SSIM_SCALES - 1 else contrast_structure
         maps[scale - 1] = finish(_flipped(term), size)
     return maps
-
-
-def _ssim_distance_maps(
-    pair: Optional[torch.Tensor],
-    kernel: torch.Tensor,
-    extra: Optional[torch.Tensor] = None,
-    finish: Callable = _resized,
-    needed: Sequence[bool] = (True,) * TRADITIONAL_CHANNELS,
-) -> Tuple[List[Optional[torch.Tensor]], Optional[torch.Tensor]]:
-    """The SSIM and MS-SSIM distances of :func:`ssim_distance_maps`, each through
-    ``finish(distance, size)`` (channels 1.. of ``needed``; ``None`` where not needed), and
-    ``extra`` filtered at scale 1. Scales past the last needed one are not computed."""
-    ssim, first, filtered_extra, pooled = _first_scale(pair, kernel, extra, finish, needed)
-    coarse = _coarse_scales(pooled, kernel, pair.shape[-2:], finish, needed) if pooled is not None else [None] * 4
-    return [ssim, first, *coarse], filtered_extra
 
 
 def ssim_distance_maps(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -317,7 +303,10 @@ def ssim_distance_maps(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor) -
         - x, y: :math:`(N, 1, H, W)` luma in [0, 1].
         - Output: :math:`(N, 1 + S, H, W)`: SSIM distance, then MS-SSIM distance per scale.
     """
-    return torch.cat(_ssim_distance_maps(torch.cat([x, y], dim=1), kernel)[0], dim=1)
+    pair = torch.cat([x, y], dim=1)
+    ssim, first, _, pooled = _first_scale(pair, kernel, None, _resized, (True,) * TRADITIONAL_CHANNELS)
+    coarse = _coarse_scales(pooled, kernel, pair.shape[-2:], _resized, (True,) * TRADITIONAL_CHANNELS)
+    return torch.cat([ssim, first, *coarse], dim=1)
 
 
 def traditional_maps(target: torch.Tensor, ref: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -371,8 +360,7 @@ def _all_maps(
     if not any(needed):
         return [None] * TRADITIONAL_CHANNELS
     psnr, ssim, first, pooled = _in_chunks(target, ref, lambda t, r: _first_scale_maps(t, r, kernel, finish, needed))
-    coarse = _coarse_scales(pooled, kernel, target.shape[-2:], finish, needed) if pooled is not None else [None] * 4
-    return [psnr, ssim, first, *coarse]
+    return [psnr, ssim, first, *_coarse_scales(pooled, kernel, target.shape[-2:], finish, needed)]
 
 
 def _first_scale_maps(

@@ -515,10 +515,8 @@ def _compiled_notes(raw: dict, names: Sequence[str], missing: str | None, compil
             'a cold compilation, fresh cache, in `compile_cpu.md`).']
 
 
-#: Product targets of SPIPS relative to lpips (issue 11): forward time at every size, loss time at
-#: 256 px, peak memory (forward and loss) at every size.
-#: Product targets: forward time x lpips' at every size; as a loss (issue 24) and compiled, as a
-#: metric and as a loss, x lpips' own (compiled) time at every size; peak memory x lpips'.
+#: Product targets: forward time x lpips' at every size (issue 11); as a loss and compiled (as a
+#: metric and as a loss), x lpips' own (compiled) time at every size (issue 24); peak memory x lpips'.
 FORWARD_TARGET, LOSS_TARGET, COMPILED_TARGET, MEMORY_TARGET = 1.2, 1.0, 1.0, 1.3
 
 
