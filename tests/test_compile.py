@@ -362,3 +362,23 @@ def test_cold_compile_table_gives_ratios_to_lpips_and_recompiles():
     assert rows['lpips (compiled) (loss)']['x lpips'] == 1.0
     assert rows['spips (compiled)']['b3 recompiled'] == 'no' and rows['spips (compiled) (loss)']['b3 recompiled'] == 'yes'
     assert 'error: InvalidCxxCompiler' in str(rows['dists (compiled)'].values())
+
+
+
+@pytest.mark.slow
+def test_inductor_loss_takes_a_second_image_size(all_weights):
+    """A compiled loss fed a second image size: dynamo then makes the sizes symbolic (automatic
+    dynamic shapes), and inductor could not lower the tiled filter's whole-block arithmetic on them
+    (``InductorError: cannot determine truth value of Relational``). The filter specialises the
+    graph on the image size instead: the second size compiles a graph of its own, with the eager
+    score and gradient. Batch 1, sizes above 96 px (the tiled filter)."""
+    model = copy.deepcopy(all_weights)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend='inductor')
+    for size in (100, 112):
+        ref = photo('astronaut', size)
+        target = distort(ref, 'noise', 2)
+        ours, theirs = score_and_gradients(compiled, model, target, ref), score_and_gradients(model, model, target, ref)
+        torch.testing.assert_close(ours[0], theirs[0], rtol=0, atol=1e-5)
+        torch.testing.assert_close(ours[1], theirs[1], rtol=0, atol=1e-5)
+    torch._dynamo.reset()

@@ -121,16 +121,24 @@ def _banded_adjoint(grad: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return rows.T @ grad @ cols
 
 
+def _batched(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for one 3-D operand (possibly a transposed view) and one matrix, either way round:
+    one ``bmm`` that reads both in place. (``matmul``'s broadcasting made inductor copy transposed
+    operands first where ``torch.compile`` marks the batch size dynamic.)"""
+    if a.dim() == 2:
+        return torch.bmm(a.expand(b.shape[0], *a.shape), b)
+    return torch.bmm(a, b.expand(a.shape[0], *b.shape))
+
+
 def _tiled(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     batch, channels, height, width = x.shape
     rows, cols = _per_axis(tile_plan, x, kernel)
     window, block = rows.matrix.shape
     # Pass 1 (along H): per block of rows, (W, window) @ (window, block) -> (W, block), transposed.
-    gathered = x.reshape(batch * channels, height, width).index_select(1, rows.index)
-    y = torch.matmul(gathered.view(-1, window, width).transpose(1, 2), rows.matrix)
+    gathered = x.reshape(batch * channels, height, width)[:, rows.index.view(rows.blocks, window)]
+    y = _batched(gathered.flatten(0, 1).transpose(1, 2), rows.matrix)
     # Pass 2 (along W) on the (W, block) tiles, again transposed: (block_h, block_w) tiles.
-    gathered = y.index_select(1, cols.index)
-    z = torch.matmul(gathered.view(-1, window, block).transpose(1, 2), cols.matrix)
+    z = _batched(y[:, cols.index.view(cols.blocks, window)].flatten(0, 1).transpose(1, 2), cols.matrix)
     z = z.view(batch, channels, rows.blocks, cols.blocks, block, block).transpose(3, 4)
     return z.reshape(batch, channels, rows.blocks * block, cols.blocks * block)[..., :height, :width]
 
@@ -144,12 +152,12 @@ def _tiled_adjoint(grad: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     grad = F.pad(grad.reshape(planes, height, width), (0, cols.blocks * block - width, 0, rows.blocks * block - height))
     tiles = grad.view(planes, rows.blocks, block, cols.blocks, block).transpose(2, 3)
     tiles = tiles.reshape(-1, block, block)  # (block_h, block_w) tiles, as pass 2 wrote them
-    windows = torch.matmul(cols.matrix, tiles.transpose(1, 2))  # (window, block_h) per tile
+    windows = _batched(cols.matrix, tiles.transpose(1, 2))  # (window, block_h) per tile
     del grad, tiles  # free buffers as soon as they are used: the peak memory of a loss step
     y = windows.new_zeros(planes * rows.blocks, width, block)
     y.index_add_(1, cols.index, windows.view(planes * rows.blocks, -1, block))
     del windows
-    windows = torch.matmul(rows.matrix, y.transpose(1, 2))  # (window, W) per block of rows
+    windows = _batched(rows.matrix, y.transpose(1, 2))  # (window, W) per block of rows
     del y
     x = windows.new_zeros(planes, height, width)
     x.index_add_(1, rows.index, windows.view(planes, -1, width))

@@ -23,7 +23,9 @@ traced into the graph and raises a ``RuntimeError`` with the message when the co
 non-finite input (CPU, backends ``aot_eager`` and ``inductor``; on CUDA it is a device-side assert).
 So while compiling, NaN/Inf are refused by that in-graph assert (``RuntimeError``, same text; no host
 read), and the [0, 1] range warning, which needs the values on the host to decide, is not given.
-Eagerly, the check is one host read of each image's minimum and maximum per call.
+Eagerly, the check is one host read of each image's minimum and maximum per call. Image height and
+width are specialised while tracing (:func:`_static_image_size`): each image size gets a graph of its
+own, while the batch size may stay dynamic.
 """
 
 import math
@@ -127,6 +129,19 @@ def check_image_pair(target, ref) -> tuple[torch.Tensor, torch.Tensor]:
             f'target is on {target.device} but ref is on {ref.device}: move both to one device, '
             f'e.g. ref.to(target.device)'
         )
+    if torch.compiler.is_compiling():
+        _static_image_size(target)
+        _static_image_size(ref)
     _check_values('target', target)
     _check_values('ref', ref)
     return _as_rgb_float32(target), _as_rgb_float32(ref)
+
+
+def _static_image_size(image: torch.Tensor) -> None:
+    """Under ``torch.compile``, specialise the graph on the image height and width (a new size
+    compiles a graph of its own; the batch size may stay dynamic). After a second size dynamo would
+    make them symbolic (automatic dynamic shapes), and inductor cannot lower the size arithmetic of
+    the tiled filter's whole blocks or the space-to-depth convolution on them (``InductorError:
+    cannot determine truth value of Relational``)."""
+    torch._dynamo.mark_static(image, 2)
+    torch._dynamo.mark_static(image, 3)
