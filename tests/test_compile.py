@@ -364,14 +364,13 @@ def test_cold_compile_table_gives_ratios_to_lpips_and_recompiles():
     assert 'error: InvalidCxxCompiler' in str(rows['dists (compiled)'].values())
 
 
-
 @pytest.mark.slow
 def test_inductor_loss_takes_a_second_image_size(all_weights):
     """A compiled loss fed a second image size: dynamo then makes the sizes symbolic (automatic
     dynamic shapes), and inductor could not lower the tiled filter's whole-block arithmetic on them
-    (``InductorError: cannot determine truth value of Relational``). The filter specialises the
-    graph on the image size instead: the second size compiles a graph of its own, with the eager
-    score and gradient. Batch 1, sizes above 96 px (the tiled filter)."""
+    (``InductorError: cannot determine truth value of Relational``). ``check_image_pair``
+    specialises the graph on the image size instead: the second size compiles a graph of its own,
+    with the eager score and gradient. Batch 1, sizes above 96 px (the tiled filter)."""
     model = copy.deepcopy(all_weights)
     torch._dynamo.reset()
     compiled = torch.compile(model, backend='inductor')
