@@ -29,6 +29,7 @@ from typing import Callable, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from spips_pyiqa.archs.axis_products import axis_products
 from spips_pyiqa.archs.constant_cache import cached_for_kernel
 
 #: Outputs per block of the tiled method (measured: 32 is the best compromise from 128 to 1024 px;
@@ -113,12 +114,12 @@ def _per_axis(build: Callable, x: torch.Tensor, kernel: torch.Tensor) -> tuple:
 
 def _banded(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     rows, cols = _per_axis(banded_filter_matrix, x, kernel)
-    return rows @ x @ cols.T
+    return axis_products(rows, x, cols)
 
 
 def _banded_adjoint(grad: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     rows, cols = _per_axis(banded_filter_matrix, grad, kernel)
-    return rows.T @ grad @ cols
+    return axis_products(rows.T, grad, cols.T)
 
 
 def _batched(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

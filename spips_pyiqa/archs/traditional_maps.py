@@ -240,7 +240,7 @@ def _resized_mean(distance: torch.Tensor, size) -> torch.Tensor:
     if distance.shape[-2:] == tuple(size):
         return distance.mean(dim=(2, 3))
     rows, cols = (resize_mean_weights(n, out, distance.device, distance.dtype) for n, out in zip(distance.shape[-2:], size))
-    return torch.matmul(torch.matmul(rows, distance), cols)
+    return torch.matmul(torch.matmul(distance, cols), rows)  # 2-D @ 1-D products: no broadcast
 
 
 def _first_scale(
