@@ -1,10 +1,10 @@
-"""Apply each deliberate bug of issue 12 to a scratch copy of the repository and run the non-slow
-tests that should catch it; print a Markdown table (``make mutation`` writes it to
-``benchmark_results/mutation.md``).
+"""Apply each deliberate bug of issue 12 to a scratch copy of the repository and run the tests
+that should catch it (the non-slow tests of whole files; named tests even when slow); print a
+Markdown table (``make mutation`` writes it to ``benchmark_results/mutation_deliberate_bugs.md``).
 
 Each bug is one literal source edit (the script refuses to run if the original text is not found
 exactly once, so a refactor cannot make a bug silently vanish). A bug is *caught* when at least one
-selected non-slow test fails with it applied; the unmodified copy must pass the same selection.
+selected test fails with it applied; the unmodified copy must pass the same selection.
 
 Run from the repository root: ``python tests/mutation/deliberate_bugs.py`` (a few minutes).
 """
@@ -217,14 +217,22 @@ BUGS = [
     ('image sizes left to dynamo under torch.compile (symbolic after a second size)', 'spips_pyiqa/archs/input_checks.py',
      '        _static_image_size(target)\n        _static_image_size(ref)', '        pass',
      ['tests/test_compile.py::test_inductor_loss_takes_a_second_image_size']),
+    ('separable products: right-hand matrix not transposed', 'spips_pyiqa/archs/axis_products.py',
+     'along_rows = x.reshape(-1, width) @ right.T', 'along_rows = x.reshape(-1, width) @ right',
+     ['tests/test_speedups_equal.py::test_filter_and_its_adjoint_equal_replicate_convolution']),
+    ('map means: height and width weights swapped', 'spips_pyiqa/archs/traditional_maps.py',
+     'torch.matmul(torch.matmul(distance, cols), rows)', 'torch.matmul(torch.matmul(distance, rows), cols)',
+     ['tests/test_speedups_equal.py::test_traditional_means_equal_means_of_the_maps']),
 ]
 
 
 def _run_tests(copy: Path, tests) -> tuple:
-    """(passed?, names of failed tests) of the non-slow selection in ``copy``."""
+    """(passed?, names of failed tests) of the selection in ``copy`` (see ``marks``)."""
     env = {**os.environ, 'PYTHONPATH': str(copy), 'OMP_NUM_THREADS': '1'}
+    # whole files: their non-slow tests; a selection of named tests (file::test) runs them, slow or not
+    marks = [] if all('::' in test for test in tests) else ['-m', 'not slow']
     result = subprocess.run(
-        [sys.executable, '-m', 'pytest', '-q', '-x', '-m', 'not slow', '-p', 'no:cacheprovider', '-rfE', *tests],
+        [sys.executable, '-m', 'pytest', '-q', '-x', *marks, '-p', 'no:cacheprovider', '-rfE', *tests],
         cwd=copy, env=env, capture_output=True, text=True,
     )
     failed = re.findall(r'^(?:FAILED|ERROR) (.+?)(?: - .*)?$', result.stdout, flags=re.M)
@@ -232,7 +240,7 @@ def _run_tests(copy: Path, tests) -> tuple:
 
 
 def main() -> int:
-    rows = ['| deliberate bug | file | non-slow tests run | caught by (first failure) |', '|---|---|---|---|']
+    rows = ['| deliberate bug | file | tests run (non-slow ones of whole files) | caught by (first failure) |', '|---|---|---|---|']
     missed = 0
     with tempfile.TemporaryDirectory(prefix='spips-bugs-') as scratch:
         copy = Path(scratch)
