@@ -92,6 +92,24 @@ def luma(image: torch.Tensor) -> torch.Tensor:
     return ((y + LUMA_OFFSET) / 255.0).view(batch, 1, height, width)
 
 
+def cat_channels(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    r"""``torch.cat(tensors, dim=1)``, concatenated as 3-D :math:`(N, C_i, HW)` views.
+
+    The same tensor, but under ``torch.compile`` it stays planar: inductor gives a concatenation
+    the channels-last layout when an input is channels-last contiguous, which every
+    :math:`(N, 1, H, W)` map is, and the filter's gathers then read each plane with a stride of
+    :math:`C` (measured, compiled traditional part: 4.1 -> 3.1 ms at 64 px x50, 14.0 -> 12.2 ms at
+    256 px x8; 3-D tensors are never channels-last).
+
+    Shape:
+        - tensors: :math:`(N, C_i, H, W)`.
+        - Output: :math:`(N, \sum_i C_i, H, W)`.
+    """
+    batch, _, height, width = tensors[0].shape
+    flat = torch.cat([t.reshape(batch, t.shape[1], height * width) for t in tensors], dim=1)
+    return flat.view(batch, -1, height, width)
+
+
 class SSIMComponents(NamedTuple):
     """Per-pixel luminance term ``l`` and contrast-structure term ``cs`` of SSIM."""
 
@@ -117,7 +135,7 @@ def local_statistics(pair: torch.Tensor, kernel: torch.Tensor, extra: Optional[t
     planes = [pair, (x * x + y * y).unsqueeze(1), (difference * difference).unsqueeze(1)]
     if extra is not None:
         planes.append(extra)
-    return gaussian_filter(torch.cat(planes, dim=1), kernel)
+    return gaussian_filter(cat_channels(planes), kernel)
 
 
 class _SSIMTerms(torch.autograd.Function):
@@ -162,7 +180,7 @@ class _SSIMTerms(torch.autograd.Function):
         swapped = means.flip(1)  # (mu_y, mu_x)
         grad_means = per_luminance * (swapped - luminance * means) + per_contrast * (contrast_structure * means - swapped)
         grad_energy = per_contrast * (1 - contrast_structure)
-        return torch.cat([2 * grad_means, grad_energy, -per_contrast], dim=1)
+        return cat_channels([2 * grad_means, grad_energy, -per_contrast])
 
 
 def components_from_statistics(stats: torch.Tensor) -> SSIMComponents:
@@ -184,7 +202,7 @@ def ssim_components(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor) -> S
         - x, y: :math:`(N, 1, H, W)` in [0, 1].
         - Output: two tensors of shape :math:`(N, 1, H, W)`.
     """
-    return components_from_statistics(local_statistics(torch.cat([x, y], dim=1), kernel))
+    return components_from_statistics(local_statistics(cat_channels([x, y]), kernel))
 
 
 def squared_error(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -303,7 +321,7 @@ def ssim_distance_maps(x: torch.Tensor, y: torch.Tensor, kernel: torch.Tensor) -
         - x, y: :math:`(N, 1, H, W)` luma in [0, 1].
         - Output: :math:`(N, 1 + S, H, W)`: SSIM distance, then MS-SSIM distance per scale.
     """
-    pair = torch.cat([x, y], dim=1)
+    pair = cat_channels([x, y])
     ssim, first, _, pooled = _first_scale(pair, kernel, None, _resized, (True,) * TRADITIONAL_CHANNELS)
     coarse = _coarse_scales(pooled, kernel, pair.shape[-2:], _resized, (True,) * TRADITIONAL_CHANNELS)
     return torch.cat([ssim, first, *coarse], dim=1)
@@ -369,7 +387,7 @@ def _first_scale_maps(
     """PSNR, SSIM and first MS-SSIM distances of one chunk through ``finish`` (``None`` where not
     ``needed``), and the chunk's 2x pooled luma pair where a coarser scale is needed."""
     extra = squared_error(target, ref) if needed[0] else None
-    pair = torch.cat([luma(target), luma(ref)], dim=1) if any(needed[1:]) else None
+    pair = cat_channels([luma(target), luma(ref)]) if any(needed[1:]) else None
     ssim, first, local_mse, pooled = _first_scale(pair, kernel, extra, finish, needed)
     psnr = finish(psnr_distance_from_mse(local_mse), target.shape[-2:]) if needed[0] else None
     return psnr, ssim, first, pooled
