@@ -153,7 +153,9 @@ def environment() -> str:
     load = ' / '.join(f'{x:.2f}' for x in os.getloadavg())
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'
     return (
-        f'Machine: {cpu}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}, '
+        f'Machine: {cpu}, {os.cpu_count()} logical cores, torch CPU kernels {torch.backends.cpu.get_cpu_capability()} '
+        '(speed ratios differ between AVX2 and AVX512 hosts), '
+        f'torch threads {torch.get_num_threads()}, '
         f'GPU {gpu}; load average (1/5/15 min) at start {load}; Python {platform.python_version()}, '
         f'torch {torch.__version__}, pyiqa {pyiqa.__version__}; {time.strftime("%Y-%m-%d %H:%M %Z")}.'
     )

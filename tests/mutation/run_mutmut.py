@@ -44,7 +44,7 @@ MODULES = {
                          ['tests/test_equations.py', 'tests/test_golden.py', 'tests/test_spips_arch.py'], 'not 512',
                          ('gaussian_kernel_1d', 'ssim_components', 'psnr_distance_map', '_flipped', '_resized', '_resized_mean',
                           '_first_scale', '_coarse_scales', 'traditional_maps', 'traditional_means', '_all_maps',
-                          '_first_scale_maps')),
+                          '_first_scale_maps', 'cat_channels')),
     'deep_features': (f'{ARCHS}/deep_features.py', ['tests/test_equations.py', 'tests/test_spips_arch.py'], None,
                       ('normalize_channels', 'forward')),
     'checkpoint': (f'{ARCHS}/checkpoint.py', ['tests/test_checkpoints.py'], None, None),
