@@ -193,6 +193,9 @@ def test_cpu_cuda_mismatch(metric, pair):
 def test_empty_batch_gives_empty_scores(spips, pair):
     target, ref = pair
     assert spips(target[:0], ref[:0]).shape == (0, 1)
+    empty = target[:0].clone().requires_grad_(True)  # as a loss: the space-to-depth convolution's path
+    spips(empty, ref[:0]).sum().backward()
+    assert empty.grad.shape == empty.shape
 
 
 # --- determinism and numerical stability --------------------------------------------------------

@@ -48,8 +48,8 @@ class SpaceToDepthConv2d(nn.Conv2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != 'cpu' or not (x.requires_grad and torch.is_grad_enabled()):
-            return super().forward(x)
+        if x.device.type != 'cpu' or not (x.requires_grad and torch.is_grad_enabled()) or x.shape[0] == 0:
+            return super().forward(x)  # (pixel_unshuffle returns an empty batch unchanged)
         stride, (pad_h, pad_w) = self.stride[0], self.padding
         kernel = self.kernel_size[0]
         blocks = -(-kernel // stride)

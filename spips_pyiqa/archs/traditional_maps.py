@@ -107,7 +107,7 @@ def cat_channels(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """
     batch, _, height, width = tensors[0].shape
     flat = torch.cat([t.reshape(batch, t.shape[1], height * width) for t in tensors], dim=1)
-    return flat.view(batch, -1, height, width)
+    return flat.view(batch, flat.shape[1], height, width)  # no -1: an empty batch leaves it undefined
 
 
 class SSIMComponents(NamedTuple):
