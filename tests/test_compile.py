@@ -365,6 +365,33 @@ def test_cold_compile_table_gives_ratios_to_lpips_and_recompiles():
 
 
 @pytest.mark.slow
+def test_compiled_profile_table_groups_each_metrics_operators():
+    """The compiled calls by operator group: inductor for real (64 px, 2 images, one call each).
+    LPIPS runs no matrix product and has 1x1 (lin layer) convolutions; SPIPS's filters are
+    products; both run the backbone's convolutions; the groups add up to the total and the last
+    column is the difference from the first metric."""
+    import pyiqa
+
+    from spips_pyiqa.benchmark.speed import COMPILED_GROUPS, compiled_profile_table
+
+    torch._dynamo.reset()
+    metrics = {name: pyiqa.create_metric(name, device='cpu') for name in ('lpips', 'spips')}
+    table = compiled_profile_table(metrics, SIZE, 2, calls=1)
+    rows = {row['operator group']: row for row in table.rows}
+    assert list(rows) == [label for label, _ in COMPILED_GROUPS] + ['everything else', 'total']
+    lpips, spips = 'lpips (compiled) ms', 'spips (compiled) ms'
+    backbone, lin, products = (label for label, _ in COMPILED_GROUPS[:3])
+    assert rows[products][lpips] == 0 and rows[products][spips] > 0
+    assert rows[backbone][lpips] > 0 and rows[backbone][spips] > 0 and rows[lin][lpips] > 0
+    for column in (lpips, spips):
+        parts = sum(row[column] for label, row in rows.items() if label != 'total')
+        assert parts == pytest.approx(rows['total'][column])
+    for row in rows.values():
+        assert row['spips (compiled) - lpips (compiled) ms'] == pytest.approx(row[spips] - row[lpips])
+    torch._dynamo.reset()
+
+
+@pytest.mark.slow
 def test_inductor_loss_takes_a_second_image_size(all_weights):
     """A compiled loss fed a second image size: dynamo then makes the sizes symbolic (automatic
     dynamic shapes), and inductor could not lower the tiled filter's whole-block arithmetic on them

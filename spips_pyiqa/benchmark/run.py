@@ -241,6 +241,7 @@ def run_speed(args, metrics) -> None:
         COMPILED,
         cold_compile_table,
         compiler_missing,
+        compiled_profile_table,
         component_times,
         profile_table,
         speed_tables,
@@ -272,6 +273,9 @@ def run_speed(args, metrics) -> None:
         _write(components, args.out, 'speed_spips_components')
         profiled = {name: metrics[name].metric for name in ('spips', 'lpips') if name in metrics}
         _write(profile_table(profiled, 256, 8), args.out, 'speed_spips_profile')
+        in_order = {name: metrics[name].metric for name in ('lpips', 'spips') if name in metrics}
+        if compiler_missing(torch.device('cpu')) is None:
+            _write(compiled_profile_table(in_order, 256, 8), args.out, 'speed_compiled_profile')
 
 
 def run_typical(args, metrics) -> None:
@@ -471,7 +475,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--speed-parts', type=lambda t: _names(t, SPEED_PARTS, 'speed part'), default=list(SPEED_PARTS),
                         help='speed: which parts to run, comma-separated: tables (speed_*, memory_*), compile '
                              '(compile_cpu: cold compilations in subprocesses), profile (speed_spips_components, '
-                             'speed_spips_profile) (default: all)')
+                             'speed_spips_profile, speed_compiled_profile) (default: all)')
     parser.add_argument('--scale-triplets', type=int, default=20_000,
                         help='scale: synthetic 64x64 train triplets (default: %(default)s)')
     parser.add_argument('--scale-iters', type=int, default=60, help='scale: training steps per run (default: %(default)s)')

@@ -59,10 +59,12 @@ from spips_pyiqa.data.distortions import PHOTOS, distort, photo
 
 __all__ = [
     'COMPILED',
+    'COMPILED_GROUPS',
     'BatchDynamic',
     'SIZES',
     'cold_compile_table',
     'compiled_metric',
+    'compiled_profile_table',
     'compiler_missing',
     'component_times',
     'loss_step',
@@ -668,6 +670,61 @@ def profile_table(metrics: dict[str, object], size: int, batch: int, top: int = 
                 table.rows.append({'call': label, 'operator': event.key, 'input shapes': shapes, 'calls': event.count,
                                    'self CPU ms (3 calls)': event.self_cpu_time_total / 1e3,
                                    'share': f'{event.self_cpu_time_total / total:.0%}'})
+    return table
+
+
+#: Operator groups of :func:`compiled_profile_table`, first match wins: (label, test on an event).
+COMPILED_GROUPS: tuple[tuple[str, Callable], ...] = (
+    ('backbone convolutions (oneDNN)',
+     lambda key, shapes: key == 'aten::mkldnn_convolution' and len(shapes) > 1 and list(shapes[1][2:]) != [1, 1]),
+    ('1x1 convolutions (heads, LPIPS lin layers)', lambda key, shapes: key == 'aten::mkldnn_convolution'),
+    ('matrix products (bmm, mm: SPIPS filters and resizes)', lambda key, shapes: key in ('aten::bmm', 'aten::mm')),
+    ('kernels inductor generated (fused elementwise, pooling, gathers)', lambda key, shapes: key.startswith('graph_')),
+)
+
+
+def compiled_profile_table(metrics: dict[str, object], size: int, batch: int, calls: int = 5) -> Table:
+    """Where each compiled metric's call goes (``torch.compile``, inductor, as in the speed tables):
+    self CPU time per call of the operator groups of :data:`COMPILED_GROUPS`, profiled over
+    ``calls`` interleaved calls after two warm-up calls, with inductor's per-kernel profiling on, and each
+    group's difference from the first metric's (``lpips`` below means ``metrics``' first)."""
+    from torch._inductor import config as inductor_config
+    from torch.profiler import ProfilerActivity, profile
+
+    target, ref = speed_inputs(size, batch)
+    labels = [label for label, _ in COMPILED_GROUPS] + ['everything else', 'total']
+    per_metric = {f'{name} (compiled)': dict.fromkeys(labels, 0.0) for name in metrics}
+    with inductor_config.patch({'cpp.enable_kernel_profile': True}), torch.no_grad():
+        compiled = {f'{name} (compiled)': compiled_metric(metric) for name, metric in metrics.items()}
+        for call in compiled.values():
+            for _ in range(2):
+                call(target, ref)
+        for _ in range(calls):  # interleaved, as the speed tables: load hits all metrics alike
+            for name, call in compiled.items():
+                with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+                    call(target, ref)
+                for event in prof.key_averages(group_by_input_shape=True):
+                    label = next((lab for lab, test in COMPILED_GROUPS if test(event.key, event.input_shapes)),
+                                 'everything else')
+                    for key in (label, 'total'):
+                        per_metric[name][key] += event.self_cpu_time_total / calls / 1e3
+    first = next(iter(per_metric))
+    columns = [f'{name} ms' for name in per_metric] + [f'{name} - {first} ms' for name in list(per_metric)[1:]]
+    table = Table(
+        title=f'Compiled calls by operator group: {", ".join(per_metric)}, {size}x{size} batch {batch}, CPU',
+        columns=['operator group'] + columns,
+        notes=[f'torch.profiler self CPU time per call (mean of {calls} interleaved calls after two warm-up calls), with '
+               'inductor\'s kernel profiling on (`cpp.enable_kernel_profile`), so its generated kernels appear '
+               'by name; the profiler adds a little to every operator, so totals exceed the speed table\'s. '
+               '"everything else": the compiled graph\'s own Python and the profiler\'s records.'],
+        digits=1,
+    )
+    for group in per_metric[first]:
+        row = {'operator group': group}
+        row.update({f'{name} ms': groups[group] for name, groups in per_metric.items()})
+        row.update({f'{name} - {first} ms': per_metric[name][group] - per_metric[first][group]
+                    for name in list(per_metric)[1:]})
+        table.rows.append(row)
     return table
 
 
