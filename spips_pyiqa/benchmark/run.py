@@ -80,6 +80,7 @@ RESULT_ORDER = (
     'human_heads_candidates', 'leaderboard_live_17_scenes',
     'default_heads', 'agreement_bapps', 'typical_values',
     'speed_cpu', 'speed_cpu_targets', 'memory_cpu', 'compile_cpu', 'speed_spips_components', 'speed_spips_profile',
+    'speed_compiled_profile',
     'speed_cuda', 'speed_cuda_targets', 'memory_cuda', 'scale_training', 'scale_training_profile', 'scale_training_ops',
     'scale_scoring', 'scoring_throughput', 'objective_ranking', 'objective',
 )

@@ -686,15 +686,21 @@ COMPILED_GROUPS: tuple[tuple[str, Callable], ...] = (
 def compiled_profile_table(metrics: dict[str, object], size: int, batch: int, calls: int = 5) -> Table:
     """Where each compiled metric's call goes (``torch.compile``, inductor, as in the speed tables):
     self CPU time per call of the operator groups of :data:`COMPILED_GROUPS`, profiled over
-    ``calls`` interleaved calls after two warm-up calls, with inductor's per-kernel profiling on, and each
+    ``calls`` interleaved calls after two warm-up calls, with inductor's per-kernel profiling on (so it
+    compiles afresh: ``torch._dynamo.reset()``, inductor's graph cache off), and each
     group's difference from the first metric's (``lpips`` below means ``metrics``' first)."""
+    from torch._functorch import config as functorch_config
     from torch._inductor import config as inductor_config
     from torch.profiler import ProfilerActivity, profile
 
     target, ref = speed_inputs(size, batch)
     labels = [label for label, _ in COMPILED_GROUPS] + ['everything else', 'total']
     per_metric = {f'{name} (compiled)': dict.fromkeys(labels, 0.0) for name in metrics}
-    with inductor_config.patch({'cpp.enable_kernel_profile': True}), torch.no_grad():
+    # compiled afresh: code from dynamo's or inductor's caches (the speed tables' compilations) has no
+    # kernel profiling, so dynamo forgets its compiled frames and inductor's graph cache is off
+    torch._dynamo.reset()
+    fresh = {'cpp.enable_kernel_profile': True, 'fx_graph_cache': False}
+    with inductor_config.patch(fresh), functorch_config.patch(enable_autograd_cache=False), torch.no_grad():
         compiled = {f'{name} (compiled)': compiled_metric(metric) for name, metric in metrics.items()}
         for call in compiled.values():
             for _ in range(2):
