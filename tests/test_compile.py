@@ -374,9 +374,7 @@ def test_compiled_profile_table_groups_each_metrics_operators():
     from the first metric."""
     import pyiqa
 
-    from spips_pyiqa.benchmark.speed import COMPILED_GROUPS, compiled_profile_table
-
-    from spips_pyiqa.benchmark.speed import compiled_metric, speed_inputs
+    from spips_pyiqa.benchmark.speed import COMPILED_GROUPS, compiled_metric, compiled_profile_table, speed_inputs
 
     torch._dynamo.reset()
     metrics = {name: pyiqa.create_metric(name, device='cpu') for name in ('lpips', 'spips')}

@@ -714,8 +714,8 @@ def compiled_profile_table(metrics: dict[str, object], size: int, batch: int, ca
                                  'everything else')
                     for key in (label, 'total'):
                         per_metric[name][key] += event.self_cpu_time_total / calls / 1e3
-    first = next(iter(per_metric))
-    columns = [f'{name} ms' for name in per_metric] + [f'{name} - {first} ms' for name in list(per_metric)[1:]]
+    first, *others = per_metric
+    columns = [f'{name} ms' for name in per_metric] + [f'{name} - {first} ms' for name in others]
     table = Table(
         title=f'Compiled calls by operator group: {", ".join(per_metric)}, {size}x{size} batch {batch}, CPU',
         columns=['operator group'] + columns,
@@ -725,11 +725,10 @@ def compiled_profile_table(metrics: dict[str, object], size: int, batch: int, ca
                '"everything else": the compiled graph\'s own Python and the profiler\'s records.'],
         digits=1,
     )
-    for group in per_metric[first]:
+    for group in labels:
         row = {'operator group': group}
         row.update({f'{name} ms': groups[group] for name, groups in per_metric.items()})
-        row.update({f'{name} - {first} ms': per_metric[name][group] - per_metric[first][group]
-                    for name in list(per_metric)[1:]})
+        row.update({f'{name} - {first} ms': per_metric[name][group] - per_metric[first][group] for name in others})
         table.rows.append(row)
     return table
 
