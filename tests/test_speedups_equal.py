@@ -20,7 +20,9 @@ from pyiqa.utils.color_util import to_y_channel
 
 from spips_pyiqa import SPIPS
 from spips_pyiqa.archs import gaussian_filter as filtering
-from spips_pyiqa.archs.backbone_layout import PlanarConv2d, SpaceToDepthConv2d
+from spips_pyiqa.archs import backbone_layout
+from spips_pyiqa.archs.backbone_layout import PlanarConv2d, SpaceToDepthConv2d, WinogradConv2d
+from spips_pyiqa.archs.winograd import TILES, transform_kernel, winograd_conv2d, winograd_matrices, winograd_pays
 from spips_pyiqa.archs import traditional_maps as tm
 from spips_pyiqa.archs.deep_features import SEMANTIC_LAYERS
 from spips_pyiqa.archs.resize import resize_bilinear
@@ -213,13 +215,15 @@ def spips():
     return SPIPS(net='alex', heads_version='0.1')
 
 
+@pytest.mark.parametrize('size', [(64, 80), (128, 144)])  # AlexNet's last maps: 3x4 (direct), 7x8 (Winograd)
 @pytest.mark.parametrize('channels_last', [False, True])
 @pytest.mark.parametrize('ref_grad', [False, True])
-def test_deep_distances_equal_one_batched_pass(spips, ref_grad, channels_last):
+def test_deep_distances_equal_one_batched_pass(spips, ref_grad, channels_last, size):
     """Values and gradients (the hand-written backward of eqs. 4-6; to the reference too, as with a
-    trained backbone) equal autograd through LPIPS's formula, float64, both memory layouts."""
+    trained backbone) equal autograd through LPIPS's formula and plain convolutions, float64, both
+    memory layouts, with and without the Winograd convolutions."""
     deep = copy.deepcopy(spips.deep).double()
-    target, ref = photo_pair(64, 80, 2, dtype=torch.float64)
+    target, ref = photo_pair(*size, 2, dtype=torch.float64)
     if not channels_last:  # the layout the CPU backbone runs in, or plain NCHW (CUDA)
         original = deep.features
         deep.features = lambda image: tuple(f.contiguous() for f in original(image))
@@ -259,6 +263,8 @@ def test_space_to_depth_convolution_equals_conv2d(kernel, stride, padding, heigh
 def test_planar_convolution_equals_conv2d_and_returns_channels_last(spips):
     conv = getattr(spips.deep.backbone.slice2, '3')  # modules keep torchvision's indices as names
     assert isinstance(conv, PlanarConv2d) and isinstance(getattr(spips.deep.backbone.slice1, '0'), SpaceToDepthConv2d)
+    backbone = spips.deep.backbone
+    assert all(isinstance(getattr(getattr(backbone, f'slice{i}'), str(j)), WinogradConv2d) for i, j in ((3, 6), (4, 8), (5, 10)))
     conv = copy.deepcopy(conv).double()
     features = torch.rand(2, 64, 31, 29, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
     features.requires_grad_(True)
@@ -269,6 +275,93 @@ def test_planar_convolution_equals_conv2d_and_returns_channels_last(spips):
     grad_ours, = torch.autograd.grad(ours.sum(), features)
     grad_theirs, = torch.autograd.grad(theirs.sum(), features)
     torch.testing.assert_close(grad_ours, grad_theirs, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize('m, r, points', [(2, 3, (0, 1, -1)), (4, 3, TILES[3][1]), (3, 5, (0, 1, -1, 0.5, -0.5, 2))])
+def test_winograd_matrices_compute_a_correlation(m, r, points):
+    """1-D F(m, r): :math:`A^T [(G g) \\odot (B^T d)]` is the valid correlation of a tile with g."""
+    out_t, kernel_t, in_t = (torch.from_numpy(x) for x in winograd_matrices(m, r, points))
+    tiles = torch.rand(50, m + r - 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    kernel = torch.rand(r, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    ours = ((kernel_t @ kernel) * (tiles @ in_t.T)) @ out_t.T
+    torch.testing.assert_close(ours, F.conv1d(tiles[:, None], kernel[None, None])[:, 0], rtol=0, atol=1e-12)
+
+
+def test_winograd_matrices_need_distinct_points():
+    with pytest.raises(ValueError, match='needs 5 distinct points'):
+        winograd_matrices(4, 3, (0, 1, -1, 0.5))
+    with pytest.raises(ValueError, match='needs 5 distinct points'):
+        winograd_matrices(4, 3, (0, 1, -1, 0.5, 1))
+
+
+@pytest.mark.parametrize('shape', [(2, 5, 15, 15), (1, 3, 3, 3), (2, 4, 1, 1), (1, 6, 17, 9), (1, 2, 5, 30), (1, 2, 30, 5)])
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_winograd_convolution_and_its_gradient_equal_conv2d(shape, channels_last):
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(7, shape[1], 3, 3, dtype=torch.float64, generator=generator)
+    bias = torch.randn(7, dtype=torch.float64, generator=generator)
+    x = torch.randn(shape, dtype=torch.float64, generator=generator)
+    x = x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format).requires_grad_(True)
+    ours, theirs = winograd_conv2d(x, transform_kernel(weight), bias, 3), F.conv2d(x, weight, bias, padding=1)
+    assert ours.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+    upstream = torch.randn(theirs.shape, dtype=torch.float64, generator=generator)
+    grad_ours, = torch.autograd.grad(ours, x, upstream)
+    grad_theirs, = torch.autograd.grad(theirs, x, upstream)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=0, atol=1e-12)
+
+
+def test_winograd_pays_on_maps_its_tiles_cover_closely():
+    assert [winograd_pays(n, n, 3) for n in (3, 5, 7, 9, 11, 15, 31, 63)] == [False, False, True, False, True, True, True, True]
+
+
+def _spy_on_winograd(monkeypatch) -> list:
+    calls = []
+
+    def spy(*args):
+        calls.append(args[0].shape)
+        return winograd_conv2d(*args)
+
+    monkeypatch.setattr(backbone_layout, 'winograd_conv2d', spy)
+    return calls
+
+
+def test_winograd_layers_follow_their_weights(spips, monkeypatch):
+    """The transformed weight follows in-place edits (eagerly), loading (at once, before any call)
+    and dtype changes; trainable weights and maps Winograd does not pay on get ``F.conv2d``."""
+    calls = _spy_on_winograd(monkeypatch)
+    conv = copy.deepcopy(getattr(spips.deep.backbone.slice3, '6'))
+    assert isinstance(conv, WinogradConv2d)
+    x = torch.rand(2, 192, 15, 15, generator=torch.Generator().manual_seed(0)).contiguous(memory_format=torch.channels_last)
+
+    def plain(image):
+        return F.conv2d(image, conv.weight, conv.bias, padding=1)
+
+    def assert_rounding_close(ours, theirs, tolerance=1e-5):  # rounding: this much of the largest output
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=tolerance * theirs.abs().max().item())
+
+    assert_rounding_close(conv(x), plain(x))
+    with torch.no_grad():
+        conv.weight.mul_(-2)
+    assert_rounding_close(conv(x), plain(x))
+    other = {'weight': torch.rand_like(conv.weight), 'bias': torch.rand_like(conv.bias)}
+    conv.load_state_dict(other)
+    torch.testing.assert_close(conv.transformed_weight, transform_kernel(other['weight']), rtol=0, atol=0)
+    assert len(calls) == 2
+    conv.double()
+    assert_rounding_close(conv(x.double()), plain(x.double()), tolerance=1e-13)  # refreshed in float64
+    small = x[..., :3, :3].double()
+    assert torch.equal(conv(small), plain(small)) and len(calls) == 3
+    conv.weight.requires_grad_(True)
+    ours, theirs = (torch.autograd.grad(f(x.double()).square().sum(), conv.weight)[0] for f in (conv, plain))
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    assert len(calls) == 3
+
+
+def test_winograd_layer_refuses_what_it_cannot_compute():
+    for kwargs in ({'stride': 2, 'padding': 1}, {'padding': 0}, {'padding': 2, 'kernel_size': 5}, {'padding': 1, 'groups': 2}):
+        with pytest.raises(ValueError, match='stride-1 "same"'):
+            WinogradConv2d(4, 4, **{'kernel_size': 3, **kwargs})
 
 
 @pytest.mark.parametrize('mode', ['eval', 'train'])

@@ -1,0 +1,168 @@
+r"""Winograd minimal filtering: stride-1 "same" convolutions with fewer multiplications (CPU speed).
+
+Lavin & Gray compute a convolution tile by tile: each :math:`m \times m` output tile of an
+:math:`r \times r` kernel :math:`g` comes from an :math:`a \times a` input tile :math:`d`,
+:math:`a = m + r - 1`, as (their eq. 8)
+
+.. math::
+    Y = A^\top \big[ (G g G^\top) \odot (B^\top d B) \big] A,
+
+summed over input channels inside the elementwise product. Per tile and channel pair that is
+:math:`a^2` multiplications instead of :math:`m^2 r^2`: for F(4x4, 3x3), 36 instead of 144, and
+summed over channels the products are :math:`a^2` batched matrix products (``bmm``), which BLAS runs
+near peak. :math:`A, G, B` are the Cook-Toom matrices of :math:`a - 1` interpolation points and the
+point at infinity (:func:`winograd_matrices`); the points 0, +-1, +-1/2 are the accurate choice for
+F(4, 3) in float32 (Barabasz et al.). Here both axes are transformed at once with Kronecker
+products, :math:`\mathrm{vec}(B^\top d B) = (B^\top \otimes B^\top) \mathrm{vec}(d)`, so each
+transform is one matrix product over all tiles.
+
+The gradient to the input of a convolution is the convolution of the output gradient with the
+kernel flipped and its channels swapped; flipping the kernel is flipping the tiles, so the backward
+reuses the same transformed kernel (transposed) with reversed tile transforms: no second copy.
+
+References:
+    A. Lavin and S. Gray, "Fast algorithms for convolutional neural networks", CVPR 2016, eq. (8).
+    B. Barabasz, A. Anderson, K. M. Soodhalter and D. Gregg, "Error analysis and improving the
+    accuracy of Winograd convolution for deep neural networks", ACM TOMS 46(4), 2020.
+"""
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+from spips_pyiqa.archs.constant_cache import cached_constant
+
+#: Output tile side ``m`` of F(m x m, r x r), per kernel side ``r``, and its interpolation points.
+TILES = {3: (4, (0.0, 1.0, -1.0, 0.5, -0.5))}
+#: Winograd pays where its whole tiles cover at most this many times the output pixels. Measured
+#: (AlexNet's 3x3 layers, 2-core CPU, forward): 7, 11, 15 and 31 px maps (cover 1.07-1.31) take
+#: 0.62-0.94x the direct convolution's time; 3, 5 and 9 px maps (cover 1.78-2.56), those of 64 px
+#: images, 1.14-1.66x.
+MAX_TILE_COVER = 4 / 3
+
+
+def winograd_pays(height: int, width: int, kernel_size: int) -> bool:
+    """Whether an ``height x width`` output is computed faster by Winograd (:data:`MAX_TILE_COVER`)."""
+    m = TILES[kernel_size][0]
+    return -(-height // m) * -(-width // m) * m * m <= MAX_TILE_COVER * height * width
+
+
+def winograd_matrices(m: int, r: int, points: Sequence[float]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Cook-Toom matrices :math:`A^\top` (m x a), :math:`G` (a x r), :math:`B^\top` (a x a) of
+    F(m, r), :math:`a = m + r - 1`, from :math:`a - 1` finite ``points`` and infinity (float64).
+
+    With :math:`f_i = \prod_{k \ne i} (p_i - p_k)`: row :math:`i` of :math:`A` holds
+    :math:`p_i^j`, of :math:`G` :math:`p_i^j / f_i`, and row :math:`i` of :math:`B^\top` the
+    coefficients of :math:`\prod_{k \ne i} (x - p_k)` (the point at infinity adds the last rows).
+    """
+    a = m + r - 1
+    p = np.asarray(points, dtype=np.float64)
+    if len(p) != a - 1 or len(set(points)) != a - 1:
+        raise ValueError(f'F({m}, {r}) needs {a - 1} distinct points, got {points}')
+    f = np.array([np.prod([p[i] - p[k] for k in range(a - 1) if k != i]) for i in range(a - 1)])
+    evaluate = np.zeros((a, m))
+    evaluate[:-1], evaluate[-1, -1] = p[:, None] ** np.arange(m), 1.0
+    kernel = np.zeros((a, r))
+    kernel[:-1], kernel[-1, -1] = p[:, None] ** np.arange(r) / f[:, None], 1.0
+    lagrange = np.zeros((a - 1, a - 1))  # row j: coefficient of x^j in prod_{k != i} (x - p_k) / f_i
+    for i in range(a - 1):
+        lagrange[:, i] = np.poly([p[k] for k in range(a - 1) if k != i])[::-1] / f[i]
+    # x^(a-1) is reduced modulo prod_k (x - p_k); the point at infinity keeps it as the last row
+    reduced = lagrange @ np.concatenate([np.eye(a - 1), -(p ** (a - 1))[:, None]], axis=1)
+    input_transform = np.diag(np.append(f, 1.0)) @ np.concatenate([reduced, np.eye(a)[-1:]]).T
+    return evaluate.T, kernel, input_transform
+
+
+def _kronecker_transforms(r: int) -> Dict[str, torch.Tensor]:
+    r"""Both axes at once, float64: the input transform :math:`B^\top \otimes B^\top` (a^2 x a^2),
+    the output transform :math:`A^\top \otimes A^\top` (m^2 x a^2), both for tiles read backwards
+    (the flipped kernel of the backward), and the kernel transform :math:`G \otimes G` (a^2 x r^2)."""
+    m, points = TILES[r]
+    out_t, kernel_t, in_t = (torch.from_numpy(x) for x in winograd_matrices(m, r, points))
+    both = lambda t: torch.kron(t, t)  # noqa: E731
+    return {'into': both(in_t), 'out_of': both(out_t), 'into_reversed': both(in_t.flip(1)),
+            'out_of_reversed': both(out_t.flip(0)), 'kernel': both(kernel_t)}
+
+
+#: :func:`_kronecker_transforms` per kernel side, built once at import (never inside a compiled graph).
+TRANSFORMS = {r: _kronecker_transforms(r) for r in TILES}
+
+
+@cached_constant(maxsize=16)
+def _transforms(r: int, reverse: bool, device: torch.device, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The input and output transforms of :data:`TRANSFORMS` on ``device`` in ``dtype``."""
+    suffix = '_reversed' if reverse else ''
+    return tuple(TRANSFORMS[r][name + suffix].to(device=device, dtype=dtype) for name in ('into', 'out_of'))
+
+
+def transform_kernel(weight: torch.Tensor) -> torch.Tensor:
+    r""":math:`G g G^\top` for every (output, input) channel pair of a convolution weight, as the
+    right factors of the :math:`a^2` channel products.
+
+    Shape:
+        - weight: :math:`(C_{out}, C_{in}, r, r)`.
+        - Output: :math:`(a^2, C_{in}, C_{out})`.
+    """
+    out_channels, in_channels, r, _ = weight.shape
+    both = TRANSFORMS[r]['kernel'].to(weight.device)  # (a^2, r^2)
+    flat = weight.detach().double().reshape(out_channels, in_channels, r * r).permute(2, 1, 0)
+    return (both @ flat.reshape(r * r, -1)).view(-1, in_channels, out_channels).to(weight.dtype).contiguous()
+
+
+def _tile_products(x: torch.Tensor, kernel: torch.Tensor, bias: Optional[torch.Tensor], r: int, reverse: bool) -> torch.Tensor:
+    r"""The tile-by-tile convolution of eq. (8) with a transformed ``kernel``, zero padding ``r // 2``.
+
+    Shape:
+        - x: :math:`(N, H, W, C)` (channels last).
+        - kernel: :math:`(a^2, C, O)` (or a transposed view).
+        - Output: :math:`(N, H, W, O)`, contiguous.
+    """
+    m = TILES[r][0]
+    a, pad = m + r - 1, r // 2
+    batch, height, width, channels = x.shape
+    rows, cols = -(-height // m), -(-width // m)
+    bottom, right = rows * m + r - 1 - height - pad, cols * m + r - 1 - width - pad
+    padded = F.pad(x, (0, 0, pad, right, pad, bottom))  # last dimensions first: C, W, H
+    tiles = padded.unfold(1, a, m).unfold(2, a, m).permute(4, 5, 0, 1, 2, 3).reshape(a * a, -1)
+    into, out_of = _transforms(r, reverse, x.device, x.dtype)
+    products = torch.bmm((into @ tiles).view(a * a, -1, channels), kernel)  # (a^2, tiles, O)
+    out_channels = products.shape[-1]
+    y = (out_of @ products.view(a * a, -1)).view(m, m, batch, rows, cols, out_channels)
+    y = y.permute(2, 3, 0, 4, 1, 5).reshape(batch, rows * m, cols * m, out_channels)[:, :height, :width]
+    return y + bias if bias is not None else y.contiguous()
+
+
+class _WinogradConvolution(torch.autograd.Function):
+    """Forward and input gradient of a frozen-weight convolution, both by :func:`_tile_products`,
+    on channels-last :math:`(N, H, W, C)` tensors (the NCHW views are taken outside, so that the
+    backbone's in-place ReLU may modify the output)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, kernel: torch.Tensor, bias: Optional[torch.Tensor], r: int) -> torch.Tensor:
+        ctx.save_for_backward(kernel)
+        ctx.r = r
+        return _tile_products(x, kernel, bias, r, reverse=False)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        kernel, = ctx.saved_tensors
+        return _tile_products(grad, kernel.transpose(1, 2), None, ctx.r, reverse=True), None, None, None
+
+
+def winograd_conv2d(x: torch.Tensor, kernel: torch.Tensor, bias: Optional[torch.Tensor], kernel_size: int) -> torch.Tensor:
+    r"""``F.conv2d(x, weight, bias, stride=1, padding=r // 2)`` from ``kernel = transform_kernel(weight)``
+    and ``kernel_size`` :math:`r` (a key of :data:`TILES`),
+    to float rounding; differentiable in ``x`` only (weight and bias are constants here).
+
+    Shape:
+        - x: :math:`(N, C_{in}, H, W)`.
+        - kernel: :math:`(a^2, C_{in}, C_{out})`, :math:`a^2 = 36` for a 3x3 kernel.
+        - bias: :math:`(C_{out},)` or ``None``.
+        - Output: :math:`(N, C_{out}, H, W)`, channels-last.
+    """
+    y = _WinogradConvolution.apply(x.permute(0, 2, 3, 1), kernel, None if bias is None else bias.detach(), kernel_size)
+    return y.permute(0, 3, 1, 2)
