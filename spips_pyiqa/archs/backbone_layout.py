@@ -13,10 +13,11 @@ otherwise:
 - the second (64 -> 192, 5x5) runs faster on planar (NCHW) tensors: 25 ms instead of 29 ms
   forward, 50 ms instead of 66 ms forward + backward (:class:`PlanarConv2d`; the output is
   returned channels-last, the layout the rest of the backbone runs in);
-- the last three (3x3, stride 1) by Winograd's F(4x4, 3x3) (:class:`WinogradConv2d`,
-  ``winograd.py``): a quarter of the multiplications, as 36 batched products that BLAS runs near
-  peak; forward 8.6 + 9.2 + 6.6 ms instead of 10.7 + 13.7 + 9.4 ms, the input gradient likewise.
-  The frozen weights are transformed once, when they change, not per call.
+- the last three (3x3, stride 1) by Winograd's F(3x3, 3x3) (:class:`WinogradConv2d`,
+  ``winograd.py``): under a third of the multiplications, as 25 batched products that BLAS runs
+  near peak; forward 6.9 + 8.7 + 5.7 ms instead of 10.7 + 13.7 + 9.1 ms at 256 px (15 px maps), and
+  0.72-0.77x at 64 px (3 px maps); the input gradient likewise. The frozen weights are transformed
+  once, when they change, not per call.
 
 All three are ``nn.Conv2d`` subclasses holding the original parameters under the original names, so the
 backbone's state dict, its weights and pyiqa's module structure do not change; off CPU they are
@@ -103,9 +104,9 @@ class WinogradConv2d(nn.Conv2d):
     r"""A stride-1, "same" :math:`r \times r` convolution (``r`` a key of
     :data:`~spips_pyiqa.archs.winograd.TILES`) that, on CPU with frozen weights, runs by Winograd's
     minimal filtering (:func:`~spips_pyiqa.archs.winograd.winograd_conv2d`) where that pays
-    (:func:`~spips_pyiqa.archs.winograd.winograd_pays`: not on the 3x3 maps of 64 px images).
+    (:func:`~spips_pyiqa.archs.winograd.winograd_pays`: not on the 7x7 maps of 128 px images).
 
-    The transformed weights (:math:`a^2 / r^2 = 4` times the weight's size) are a non-persistent
+    The transformed weights (:math:`a^2 / r^2 = 25 / 9` times the weight's size) are a non-persistent
     buffer, so they follow ``.to()`` and stay out of the state dict. They are rebuilt when the weight
     changes: on ``load_state_dict``, and, in eager calls, whenever the weight is another tensor or
     has a new version (in-place edits; metadata only, no device read). A compiled graph cannot

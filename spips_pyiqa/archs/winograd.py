@@ -8,11 +8,11 @@ Lavin & Gray compute a convolution tile by tile: each :math:`m \times m` output 
     Y = A^\top \big[ (G g G^\top) \odot (B^\top d B) \big] A,
 
 summed over input channels inside the elementwise product. Per tile and channel pair that is
-:math:`a^2` multiplications instead of :math:`m^2 r^2`: for F(4x4, 3x3), 36 instead of 144, and
+:math:`a^2` multiplications instead of :math:`m^2 r^2`: for F(3x3, 3x3), 25 instead of 81, and
 summed over channels the products are :math:`a^2` batched matrix products (``bmm``), which BLAS runs
 near peak. :math:`A, G, B` are the Cook-Toom matrices of :math:`a - 1` interpolation points and the
-point at infinity (:func:`winograd_matrices`); the points 0, +-1, +-1/2 are the accurate choice for
-F(4, 3) in float32 (Barabasz et al.). Here both axes are transformed at once with Kronecker
+point at infinity (:func:`winograd_matrices`); small points such as 0, +-1, 1/2 keep the float32
+rounding error small (Barabasz et al.). Here both axes are transformed at once with Kronecker
 products, :math:`\mathrm{vec}(B^\top d B) = (B^\top \otimes B^\top) \mathrm{vec}(d)`, so each
 transform is one matrix product over all tiles.
 
@@ -36,11 +36,13 @@ from torch.autograd.function import once_differentiable
 from spips_pyiqa.archs.constant_cache import cached_constant
 
 #: Output tile side ``m`` of F(m x m, r x r), per kernel side ``r``, and its interpolation points.
-TILES = {3: (4, (0.0, 1.0, -1.0, 0.5, -0.5))}
+#: F(3x3, 3x3) (25 products per tile instead of 81): measured against F(4x4, 3x3) and F(2x2, 3x3) on
+#: AlexNet's 3x3 layers (2-core CPU, forward), it is as fast on 15 px maps (0.63-0.65x the direct
+#: convolution's time) and the only one faster on the 3 px maps of 64 px images (0.72-0.77x, where
+#: the others take 1.2-1.6x), with half F(4x4, 3x3)'s rounding error (3e-6 of the largest output).
+TILES = {3: (3, (0.0, 1.0, -1.0, 0.5))}
 #: Winograd pays where its whole tiles cover at most this many times the output pixels. Measured
-#: (AlexNet's 3x3 layers, 2-core CPU, forward): 7, 11, 15 and 31 px maps (cover 1.07-1.31) take
-#: 0.62-0.94x the direct convolution's time; 3, 5 and 9 px maps (cover 1.78-2.56), those of 64 px
-#: images, 1.14-1.66x.
+#: as above: 3 and 15 px maps (cover 1) 0.63-0.77x the direct time; 7 px maps (cover 1.65) 1.1-1.2x.
 MAX_TILE_COVER = 4 / 3
 
 
@@ -160,7 +162,7 @@ def winograd_conv2d(x: torch.Tensor, kernel: torch.Tensor, bias: Optional[torch.
 
     Shape:
         - x: :math:`(N, C_{in}, H, W)`.
-        - kernel: :math:`(a^2, C_{in}, C_{out})`, :math:`a^2 = 36` for a 3x3 kernel.
+        - kernel: :math:`(a^2, C_{in}, C_{out})`, :math:`a^2 = 25` for a 3x3 kernel.
         - bias: :math:`(C_{out},)` or ``None``.
         - Output: :math:`(N, C_{out}, H, W)`, channels-last.
     """
