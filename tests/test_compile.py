@@ -367,8 +367,8 @@ def test_cold_compile_table_gives_ratios_to_lpips_and_recompiles():
 @pytest.mark.slow
 def test_compiled_profile_table_groups_each_metrics_operators():
     """The compiled calls by operator group: inductor for real (64 px, 2 images, one call each).
-    LPIPS runs no matrix product and has 1x1 (lin layer) convolutions; SPIPS's filters are
-    products; both run the backbone's convolutions and inductor's kernels, profiled by name even
+    LPIPS runs no matrix product and has 1x1 (lin layer) convolutions; SPIPS's filters and its
+    Winograd convolutions are products; both run the backbone's convolutions and inductor's kernels, profiled by name even
     where the same graphs were compiled before without profiling (the speed tables' run, whose
     cached code has none); the groups add up to the total and the last column is the difference
     from the first metric."""
@@ -385,8 +385,9 @@ def test_compiled_profile_table_groups_each_metrics_operators():
     rows = {row['operator group']: row for row in table.rows}
     assert list(rows) == [label for label, _ in COMPILED_GROUPS] + ['everything else', 'total']
     lpips, spips = 'lpips (compiled) ms', 'spips (compiled) ms'
-    backbone, lin, products, generated = (label for label, _ in COMPILED_GROUPS)
+    backbone, winograd, lin, products, generated = (label for label, _ in COMPILED_GROUPS)
     assert rows[products][lpips] == 0 and rows[products][spips] > 0
+    assert rows[winograd][lpips] == 0 and rows[winograd][spips] > 0  # 64 px: 3x3 maps, one tile each
     assert rows[backbone][lpips] > 0 and rows[backbone][spips] > 0 and rows[lin][lpips] > 0
     assert rows[generated][lpips] > 0 and rows[generated][spips] > 0  # inductor's kernels, by name
     for column in (lpips, spips):

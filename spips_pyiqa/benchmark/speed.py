@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from spips_pyiqa.archs.winograd import TILES
 from spips_pyiqa.benchmark.tables import Table
 from spips_pyiqa.data.distortions import PHOTOS, distort, photo
 
@@ -674,9 +675,22 @@ def profile_table(metrics: dict[str, object], size: int, batch: int, top: int = 
 
 
 #: Operator groups of :func:`compiled_profile_table`, first match wins: (label, test on an event).
+def _winograd_product(key: str, shapes: list) -> bool:
+    """A matrix product of SPIPS's Winograd convolutions (``spips_pyiqa/archs/winograd.py``): the
+    channel products, ``(a^2, tiles, C) @ (a^2, C, O)`` with backbone channels (>= 64), or a tile
+    transform, ``(a^2 or m^2, a^2) @ (a^2, ...)``."""
+    if key not in ('aten::bmm', 'aten::mm') or len(shapes) < 2 or len(shapes[0]) < 2 or len(shapes[1]) < 2:
+        return False
+    areas = {(m + r - 1) ** 2: m * m for r, (m, _) in TILES.items()}
+    if key == 'aten::bmm':
+        return len(shapes[1]) == 3 and shapes[0][0] == shapes[1][0] in areas and min(shapes[1][1:]) >= 64
+    return shapes[0][1] in areas and shapes[0][0] in (shapes[0][1], areas[shapes[0][1]])
+
+
 COMPILED_GROUPS: tuple[tuple[str, Callable], ...] = (
     ('backbone convolutions (oneDNN)',
      lambda key, shapes: key == 'aten::mkldnn_convolution' and len(shapes) > 1 and list(shapes[1][2:]) != [1, 1]),
+    ('backbone convolutions (Winograd: SPIPS, AlexNet layers 3-5)', _winograd_product),
     ('1x1 convolutions (heads, LPIPS lin layers)', lambda key, shapes: key == 'aten::mkldnn_convolution'),
     ('matrix products (bmm, mm: SPIPS filters and resizes)', lambda key, shapes: key in ('aten::bmm', 'aten::mm')),
     ('kernels inductor generated (fused elementwise, pooling, gathers)', lambda key, shapes: key.startswith('graph_')),
