@@ -125,3 +125,25 @@ def test_loss_properties_on_distorted_photos(loss, name, size, kind, severity):
     with torch.no_grad():
         assert loss(target, ref).item() == pytest.approx(loss(ref, target).item(), abs=1e-5)
         assert abs(loss(ref, ref).item()) <= 1e-6
+
+
+def test_a_first_call_under_inference_mode_leaves_caches_autograd_can_use(monkeypatch):
+    """Constant caches (filter, resize and luma matrices, Winograd transforms) filled by a first call
+    inside ``torch.inference_mode`` (a scoring loop) hold plain tensors, so a later loss call, which
+    saves them for its backward, works."""
+    from collections import OrderedDict
+
+    from spips_pyiqa.archs import constant_cache, resize, traditional_maps, winograd
+
+    monkeypatch.setattr(constant_cache, '_KERNEL_CACHE', OrderedDict())
+    for cached in (traditional_maps._luma_weights, resize.bilinear_matrix, resize.resize_mean_weights, winograd._transforms):
+        cached.cache_clear()
+    metric = pyiqa.create_metric('spips', device='cpu', as_loss=True)
+    target, ref = (torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(i)) for i in range(2))
+    with torch.inference_mode():
+        expected = metric(target, ref)
+    image = target.clone().requires_grad_(True)
+    score = metric(image, ref)
+    score.sum().backward()
+    torch.testing.assert_close(score.detach(), expected)
+    assert image.grad is not None and torch.isfinite(image.grad).all()

@@ -359,6 +359,21 @@ def test_winograd_layers_follow_their_weights(spips, monkeypatch):
     assert len(calls) == 3
 
 
+def test_winograd_weight_refreshed_under_inference_mode_serves_autograd(spips):
+    """A refresh inside ``torch.inference_mode`` (weights edited, then a scoring call) must not leave
+    an inference tensor behind: a later loss call saves the transformed weight for its backward."""
+    conv = copy.deepcopy(getattr(spips.deep.backbone.slice3, '6'))
+    with torch.no_grad():
+        conv.weight.mul_(0.5)
+    x = torch.rand(1, 192, 15, 15).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        conv(x)
+    image = x.clone().requires_grad_(True)
+    grad, = torch.autograd.grad(conv(image).sum(), image)
+    theirs, = torch.autograd.grad(F.conv2d(image, conv.weight, conv.bias, padding=1).sum(), image)
+    torch.testing.assert_close(grad, theirs, rtol=0, atol=1e-5 * theirs.abs().max().item())
+
+
 def test_winograd_layer_refuses_what_it_cannot_compute():
     for kwargs in ({'stride': 2, 'padding': 1}, {'padding': 0}, {'padding': 2, 'kernel_size': 5}, {'padding': 1, 'groups': 2}):
         with pytest.raises(ValueError, match='stride-1 "same"'):

@@ -133,10 +133,12 @@ class WinogradConv2d(nn.Conv2d):
         return (weight.data_ptr(), weight._version, weight.device, weight.dtype)
 
     def refresh_transformed_weight(self) -> None:
-        """Recompute the transformed weight from the current weight."""
+        """Recompute the transformed weight from the current weight (a plain tensor even when this
+        runs under ``torch.inference_mode``, so later calls with autograd may save it)."""
         if self.weight.device.type == 'meta':
             return
-        self.transformed_weight = transform_kernel(self.weight)
+        with torch.inference_mode(False):
+            self.transformed_weight = transform_kernel(self.weight)
         self._transformed_from = self._source()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,9 @@ by identity), never on the images, so eagerly each is built once and reused. Und
 about possible silent incorrectness) and a key holding a tensor's version counter is
 data-dependent there, which broke the graph at every lookup. The compiled graph builds these
 tensors itself instead: a few small ``arange``/``index_put``/``interpolate`` ops per size.
-No key ever holds tensor values, and no lookup reads from the device.
+No key ever holds tensor values, and no lookup reads from the device. Entries are built outside
+``torch.inference_mode`` even when the first call runs in it: an inference tensor in the cache would
+break every later call that autograd records ("Inference tensors cannot be saved for backward").
 """
 
 from collections import OrderedDict
@@ -33,7 +35,10 @@ def cached_constant(maxsize: int = 64) -> Callable[[Callable[..., Built]], Calla
 
         @wraps(build)
         def lookup(*key) -> Built:
-            return build(*key) if torch.compiler.is_compiling() else cached(*key)
+            if torch.compiler.is_compiling():
+                return build(*key)
+            with torch.inference_mode(False):  # a first call under inference_mode: a plain tensor
+                return cached(*key)
 
         lookup.cache_clear = cached.cache_clear
         return lookup
@@ -56,7 +61,8 @@ def cached_for_kernel(kind: str, kernel: torch.Tensor, size: int, like: torch.Te
     if entry is not None and entry[0] is kernel:
         _KERNEL_CACHE.move_to_end(key)
         return entry[1]
-    value = build()
+    with torch.inference_mode(False):  # kept for later calls, which autograd may record
+        value = build()
     _KERNEL_CACHE[key] = (kernel, value)
     while len(_KERNEL_CACHE) > KERNEL_CACHE_SIZE:
         _KERNEL_CACHE.popitem(last=False)
