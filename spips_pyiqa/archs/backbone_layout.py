@@ -22,9 +22,18 @@ otherwise:
 All three are ``nn.Conv2d`` subclasses holding the original parameters under the original names, so the
 backbone's state dict, its weights and pyiqa's module structure do not change; off CPU they are
 plain convolutions. Results equal ``F.conv2d`` to float32 rounding (``tests/test_speedups_equal.py``).
+
+Which of them pays depends on the CPU: on a 2-core AMD EPYC of family 26 (Zen 5, full-width
+AVX-512), oneDNN's direct channels-last convolutions beat all but the first (conv2 16.6 ms instead of
+24.3 ms planar, conv3 9.2 ms instead of 14.1 ms by Winograd, forward + backward, batch 8 of 256 px),
+the opposite of the hosts above. So each twin is put in only where it measured faster on this
+machine (:func:`twin_pays`, once per process and layer, when the first backbone is built), unless
+:data:`CPU_CONVOLUTIONS_ENV` says otherwise.
 """
 
-from typing import Tuple
+import os
+import time
+from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -160,15 +169,94 @@ FASTER_CONVOLUTIONS = {
         ('slice5', '10'): WinogradConv2d,
     }
 }
+#: Environment variable choosing the CPU convolutions: ``measured`` (default: each twin of
+#: :data:`FASTER_CONVOLUTIONS` where :func:`twin_pays`), ``faster`` (every twin) or ``plain``
+#: (pyiqa's convolutions, none replaced).
+CPU_CONVOLUTIONS_ENV = 'SPIPS_PYIQA_CPU_CONVOLUTIONS'
+CPU_CONVOLUTION_MODES = ('measured', 'faster', 'plain')
+#: A twin is put in where its forward + backward takes at most this share of the plain convolution's
+#: (a margin, so that noise on a machine where both cost the same does not flip the choice).
+TWIN_MAX_TIME_SHARE = 0.9
+#: The measurement's input: a batch of this many images of this side (the maps each layer sees at
+#: 256 px), and how many timed passes of each convolution (:func:`twin_pays`).
+PROBE_BATCH, PROBE_SIZE, PROBE_REPEATS = 4, 256, 5
+_MEASURED: Dict[Tuple, bool] = {}
+
+
+def cpu_convolution_mode() -> str:
+    """The mode :data:`CPU_CONVOLUTIONS_ENV` asks for (default ``measured``); a clear error otherwise."""
+    mode = os.environ.get(CPU_CONVOLUTIONS_ENV, 'measured')
+    if mode not in CPU_CONVOLUTION_MODES:
+        raise ValueError(f'{CPU_CONVOLUTIONS_ENV}={mode!r}: expected one of {", ".join(CPU_CONVOLUTION_MODES)}')
+    return mode
+
+
+def _step_time(conv: nn.Module, x: torch.Tensor) -> float:
+    """Seconds of one forward + backward (to ``x``) pass of ``conv``."""
+    image = x.detach().requires_grad_(True)
+    start = time.perf_counter()
+    torch.autograd.grad(conv(image).sum(), image)  # not .backward(): trainable weights keep no .grad
+    return time.perf_counter() - start
+
+
+def twin_pays(key: Tuple, conv: nn.Conv2d, twin: nn.Conv2d, x: torch.Tensor) -> bool:
+    """Whether ``twin`` (a faster-algorithm copy of ``conv``) takes at most :data:`TWIN_MAX_TIME_SHARE`
+    of ``conv``'s time on its input ``x``, forward + backward on this CPU (the fastest of
+    :data:`PROBE_REPEATS` passes each, alternating, after a warm-up pass); measured once per process
+    and ``key`` (and thread count)."""
+    key = (*key, torch.get_num_threads())
+    if key not in _MEASURED:
+        times = ([], [])
+        with torch.inference_mode(False), torch.enable_grad():
+            for _ in range(PROBE_REPEATS + 1):
+                for layer, spent in zip((conv, twin), times):
+                    spent.append(_step_time(layer, x))
+        plain, fast = (min(spent[1:]) for spent in times)
+        _MEASURED[key] = fast <= TWIN_MAX_TIME_SHARE * plain
+    return _MEASURED[key]
+
+
+def _layer_inputs(backbone: nn.Module, layers: Dict[Tuple[str, str], nn.Module]) -> Dict[Tuple[str, str], torch.Tensor]:
+    """Each of ``layers``' input (channels-last, as the backbone runs) when ``backbone`` sees the
+    probe batch (:data:`PROBE_BATCH` fixed random images of :data:`PROBE_SIZE` px)."""
+    inputs, hooks = {}, []
+    for name, layer in layers.items():
+        hooks.append(layer.register_forward_pre_hook(lambda _, args, name=name: inputs.__setitem__(name, args[0].detach())))
+    image = torch.rand(PROBE_BATCH, 3, PROBE_SIZE, PROBE_SIZE, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.inference_mode(False), torch.no_grad():
+            backbone(image.contiguous(memory_format=torch.channels_last))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return inputs
 
 
 def use_faster_convolutions(backbone: nn.Module, net: str) -> nn.Module:
     """Swap ``backbone``'s convolutions listed in :data:`FASTER_CONVOLUTIONS` for their faster
-    twins (same parameters, same names); returns ``backbone``."""
-    for (slice_name, index), cls in FASTER_CONVOLUTIONS.get(net, {}).items():
-        layers = getattr(backbone, slice_name)
-        conv = getattr(layers, index)
+    twins (same parameters, same names), those that pay on this CPU or as
+    :data:`CPU_CONVOLUTIONS_ENV` says; returns ``backbone``."""
+    mode = cpu_convolution_mode()
+    listed = FASTER_CONVOLUTIONS.get(net, {})
+    if mode == 'plain' or not listed:
+        return backbone
+    layers = {}
+    for (slice_name, index), cls in listed.items():
+        conv = getattr(getattr(backbone, slice_name), index)
         if type(conv) is not nn.Conv2d:
             raise TypeError(f'{net} {slice_name}.{index} is {type(conv).__name__}, expected Conv2d')
-        setattr(layers, index, _adopt(cls, conv))
+        layers[slice_name, index] = conv
+    inputs = _layer_inputs(backbone, layers) if mode == 'measured' else {}
+    for (slice_name, index), cls in listed.items():
+        conv = layers[slice_name, index]
+        twin = _adopt(cls, conv)
+        if mode == 'faster' or twin_pays((net, slice_name, index), conv, twin, inputs[slice_name, index]):
+            setattr(getattr(backbone, slice_name), index, twin)
     return backbone
+
+
+def convolutions_in_use(backbone: nn.Module, net: str) -> Dict[str, str]:
+    """Class of each convolution of :data:`FASTER_CONVOLUTIONS` in ``backbone`` (``Conv2d``: plain),
+    by ``slice.index``: what :func:`use_faster_convolutions` chose."""
+    return {f'{slice_name}.{index}': type(getattr(getattr(backbone, slice_name), index)).__name__
+            for slice_name, index in FASTER_CONVOLUTIONS.get(net, {})}

@@ -454,6 +454,7 @@ def speed_tables(
             '`NAME (loss)` rows: one forward + backward step to the target (`metric.net(x, ref).mean()'
             '.backward()`, what `create_metric(NAME, as_loss=True)` runs), relative to `lpips (loss)`.',
             *_compiled_notes(raw, [name for name in rows if COMPILED_SUFFIX in name], missing, compiled),
+            *_convolution_notes(metrics),
         ],
         digits=2,
     )
@@ -500,6 +501,21 @@ def speed_tables(
     memory_table.notes.append(f'Method: {", ".join(sorted(methods)) or "not measured"}.')
     tables = [time_table] + ([memory_table] if memory else [])
     return tables, raw
+
+
+def _convolution_notes(metrics: dict[str, torch.nn.Module]) -> list[str]:
+    """The CPU convolutions each SPIPS backbone runs on this machine (``backbone_layout``)."""
+    from spips_pyiqa.archs.backbone_layout import CPU_CONVOLUTIONS_ENV, convolutions_in_use, cpu_convolution_mode
+
+    lines = []
+    for name, metric in metrics.items():
+        spips = getattr(metric, 'net', None)
+        chosen = convolutions_in_use(spips.deep.backbone, spips.net) if hasattr(spips, 'deep') else {}
+        if chosen and COMPILED_SUFFIX not in name:
+            listed = ', '.join(f'{layer} {kind}' for layer, kind in chosen.items())
+            lines.append(f'{name}: AlexNet convolutions on this CPU ({CPU_CONVOLUTIONS_ENV}={cpu_convolution_mode()}; '
+                         f'`Conv2d` = plain, as pyiqa\'s lpips): {listed}.')
+    return lines
 
 
 def _compiled_notes(raw: dict, names: Sequence[str], missing: str | None, compiled: Sequence[str]) -> list[str]:
