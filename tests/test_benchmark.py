@@ -15,7 +15,8 @@ from spips_pyiqa.data.bapps_prepare import collect_rows, default_output_dir, wri
 from spips_pyiqa.data.mos_prepare import MosRow
 from spips_pyiqa.benchmark.agreement import LiveDev, load_anchors
 from spips_pyiqa.data.live_dev import default_live_dev
-from spips_pyiqa.benchmark.cache import ScoreCache, cache_key, state_dict_sha256
+from spips_pyiqa.archs.backbone_layout import CPU_CONVOLUTIONS_ENV
+from spips_pyiqa.benchmark.cache import ScoreCache, cache_key, metric_fingerprint, state_dict_sha256
 from spips_pyiqa.benchmark.figures import scatter_figure
 from spips_pyiqa.metrics.correlation import correlations, fit_logistic, logistic4, srcc_interval
 from spips_pyiqa.benchmark.speed import (
@@ -126,6 +127,19 @@ def test_cache_key_follows_weights_and_data():
     fingerprint = {'metric': 'm', 'weights_sha256': before}
     assert cache_key(fingerprint, 'data1') == cache_key(dict(fingerprint), 'data1')
     assert cache_key(fingerprint, 'data1') != cache_key(fingerprint, 'data2')
+
+
+def test_spips_fingerprint_names_its_cpu_convolutions(monkeypatch):
+    """Scores computed with other convolution algorithms (another machine's choice) get another key."""
+    import pyiqa
+
+    keys = {}
+    for mode in ('faster', 'plain'):
+        monkeypatch.setenv(CPU_CONVOLUTIONS_ENV, mode)
+        keys[mode] = metric_fingerprint('spips', pyiqa.create_metric('spips', device='cpu'))
+    assert keys['faster'].pop('cpu_convolutions') != keys['plain'].pop('cpu_convolutions')
+    assert keys['faster'] == keys['plain']
+    assert 'cpu_convolutions' not in metric_fingerprint('psnr', pyiqa.create_metric('psnr', device='cpu'))
 
 
 # ---------------------------------------------------------------------------------- speed

@@ -10,6 +10,9 @@ the sha256 (first 16 hex digits) of:
 - ``code_sha256``: the source of the network's module and of every module of the same top-level
   package it refers to (for SPIPS: ``spips_arch``, ``traditional``, ``deep``, ``heads``, ...), so an
   edit of the metric's code is a new key too;
+- for SPIPS, ``cpu_convolutions``: which convolution algorithms it chose on this CPU
+  (``backbone_layout``; they round differently, 1e-6 relative), so a cache filled on a machine that
+  chose others is recomputed, not reused;
 - the data set's own key (e.g. the sha256 of its scores file and images).
 
 A rerun after adding a metric therefore computes only that metric; a rerun after retraining the
@@ -84,6 +87,17 @@ def provenance(metric: torch.nn.Module) -> str:
     return f'pyiqa {pyiqa.__version__} default weights and options'
 
 
+def cpu_convolutions(metric: torch.nn.Module) -> dict[str, str]:
+    """``{'cpu_convolutions': ...}``, the convolution algorithms a SPIPS metric chose on this CPU
+    (they round differently, 1e-6 relative); empty for other metrics."""
+    from spips_pyiqa.archs.backbone_layout import convolutions_in_use
+
+    spips = metric.net
+    if not hasattr(spips, 'deep'):
+        return {}
+    return {'cpu_convolutions': json.dumps(convolutions_in_use(spips.deep.backbone, spips.net), sort_keys=True)}
+
+
 def metric_fingerprint(name: str, metric: torch.nn.Module) -> dict[str, str]:
     """What determines ``metric``'s scores (see the module docstring)."""
     import pyiqa
@@ -96,6 +110,7 @@ def metric_fingerprint(name: str, metric: torch.nn.Module) -> dict[str, str]:
         'weights_sha256': state_dict_sha256(metric.net),
         'code_sha256': code_sha256(type(metric.net)),
         'provenance': provenance(metric),
+        **cpu_convolutions(metric),
     }
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from spips_pyiqa.archs.backbone_layout import convolutions_in_use
 from spips_pyiqa.archs.quality_heads import QualityHeads
 from spips_pyiqa.archs.spips_arch import SPIPS
 from spips_pyiqa.data.image_io import load_image
@@ -100,8 +101,10 @@ def scores(heads: QualityHeads, features: Features, index: Sequence[int]) -> tor
     return heads(maps)[0].reshape(-1)
 
 
-def features_key(net: str, rows: Sequence[MosRow], root: Path) -> dict[str, str]:
-    """What the features of ``rows`` under backbone ``net`` depend on, as sha256 digests."""
+def features_key(net: str, rows: Sequence[MosRow], root: Path, convolutions: dict[str, str]) -> dict[str, str]:
+    """What the features of ``rows`` under backbone ``net`` depend on, as sha256 digests, and the
+    CPU ``convolutions`` in use (:func:`~spips_pyiqa.archs.backbone_layout.convolutions_in_use`: the
+    algorithms chosen on this machine round differently, 1e-6 relative)."""
     root = Path(root)
     code = sorted(ARCHS.glob('*.py')) + [Path(__file__).resolve()]
     data = sorted({root / p for row in rows for p in (row.dist, row.ref)})
@@ -115,6 +118,7 @@ def features_key(net: str, rows: Sequence[MosRow], root: Path) -> dict[str, str]
         'code_sha256': hashlib.sha256(''.join(file_sha256(p) for p in code).encode()).hexdigest(),
         'data_sha256': digest.hexdigest(),
         'rows_sha256': hashlib.sha256(listing).hexdigest(),
+        'cpu_convolutions': json.dumps(convolutions, sort_keys=True),
     }
 
 
@@ -125,10 +129,11 @@ def cached_features(net: str, rows: Sequence[MosRow], root: Path, cache: Path | 
 
     The label-free heads weigh every traditional map, so every map is computed in full.
     """
-    compute = lambda: pooled_features(SPIPS(net, GROUPS, heads_version=LABEL_FREE).eval(), rows, root, progress)
+    model = SPIPS(net, GROUPS, heads_version=LABEL_FREE).eval()
+    compute = lambda: pooled_features(model, rows, root, progress)
     if cache is None:
         return compute()
-    fingerprint = features_key(net, rows, root)
+    fingerprint = features_key(net, rows, root, convolutions_in_use(model.deep.backbone, net))
     key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache) / f'{net}__{key}.pt'
     if path.is_file():
