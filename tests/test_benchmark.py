@@ -143,6 +143,20 @@ def test_spips_fingerprint_names_its_cpu_convolutions(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------- speed
+def test_speed_tables_state_the_cpu_convolutions_once_per_choice(monkeypatch):
+    import pyiqa
+    from spips_pyiqa.benchmark.speed import _convolution_notes
+
+    metrics = {}
+    for name, mode in (('spips', 'faster'), ('spips-no-semantic', 'faster'), ('spips-label-free', 'plain')):
+        monkeypatch.setenv(CPU_CONVOLUTIONS_ENV, mode)
+        metrics[name] = pyiqa.create_metric(name, device='cpu')
+    metrics['lpips'] = pyiqa.create_metric('lpips', device='cpu')
+    faster, plain = _convolution_notes(metrics)
+    assert 'of spips, spips-no-semantic: slice1.0 SpaceToDepthConv2d, slice2.3 PlanarConv2d, slice3.6 WinogradConv2d' in faster
+    assert 'of spips-label-free: slice1.0 Conv2d, slice2.3 Conv2d, slice3.6 Conv2d, slice4.8 Conv2d, slice5.10 Conv2d.' in plain
+
+
 def test_speed_inputs_are_real_distorted_photos():
     target, ref = speed_inputs(64, 6)
     assert target.shape == ref.shape == (6, 3, 64, 64)

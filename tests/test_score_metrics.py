@@ -15,6 +15,7 @@ import spips_pyiqa.data.pair_loader as pair_loader
 from score_fixtures import methods_fixture, pair_folders
 from spips_pyiqa.cli.score import cli
 from spips_pyiqa.data.image_io import load_image
+from spips_pyiqa.data.pair_loader import LoadedPair, same_size_groups
 from spips_pyiqa.evaluation.method_comparison import bootstrap_means
 from spips_pyiqa.evaluation.scores_file import read_scores
 
@@ -157,3 +158,17 @@ def test_methods_table_csvs_and_figure(tmp_path, capsys):
     assert 'Rank agreement between metrics' in printed
     with Image.open(results / 'distributions.png') as figure:
         assert figure.format == 'PNG' and figure.size[0] > 300
+
+
+def test_same_size_pairs_are_batched_up_to_the_pixel_budget():
+    """Same-size pairs share batches of at most ``max_pixels`` target pixels, one pair at least, in
+    order; pairs of other sizes and unreadable ones never join them."""
+    def pair(index, height, width, error=None):
+        image = None if error else torch.zeros(1, 3, height, width)
+        return LoadedPair(index, image, image, error)
+
+    chunk = [pair(0, 64, 64), pair(1, 64, 64), pair(2, 32, 32), pair(3, 64, 64), pair(4, 64, 64, 'unreadable'),
+             pair(5, 64, 64), pair(6, 200, 200), pair(7, 200, 200)]
+    groups = same_size_groups(chunk, max_pixels=2 * 64 * 64 + 1)
+    assert [[p.index for p in group] for group in groups] == [[0, 1], [3, 5], [2], [6], [7]]
+    assert [[p.index for p in g] for g in same_size_groups(chunk)] == [[0, 1, 3, 5], [2], [6, 7]]

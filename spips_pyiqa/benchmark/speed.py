@@ -504,18 +504,18 @@ def speed_tables(
 
 
 def _convolution_notes(metrics: dict[str, torch.nn.Module]) -> list[str]:
-    """The CPU convolutions each SPIPS backbone runs on this machine (``backbone_layout``)."""
+    """The CPU convolutions the SPIPS backbones run on this machine (``backbone_layout``), one line
+    per choice with the metrics that made it."""
     from spips_pyiqa.archs.backbone_layout import CPU_CONVOLUTIONS_ENV, convolutions_in_use, cpu_convolution_mode
 
-    lines = []
+    choices: dict[str, list[str]] = {}
     for name, metric in metrics.items():
         spips = getattr(metric, 'net', None)
         chosen = convolutions_in_use(spips.deep.backbone, spips.net) if hasattr(spips, 'deep') else {}
         if chosen and COMPILED_SUFFIX not in name:
-            listed = ', '.join(f'{layer} {kind}' for layer, kind in chosen.items())
-            lines.append(f'{name}: AlexNet convolutions on this CPU ({CPU_CONVOLUTIONS_ENV}={cpu_convolution_mode()}; '
-                         f'`Conv2d` = plain, as pyiqa\'s lpips): {listed}.')
-    return lines
+            choices.setdefault(', '.join(f'{layer} {kind}' for layer, kind in chosen.items()), []).append(name)
+    return [f'AlexNet convolutions on this CPU ({CPU_CONVOLUTIONS_ENV}={cpu_convolution_mode()}; `Conv2d` = plain, '
+            f'as pyiqa\'s lpips) of {", ".join(names)}: {listed}.' for listed, names in choices.items()]
 
 
 def _compiled_notes(raw: dict, names: Sequence[str], missing: str | None, compiled: Sequence[str]) -> list[str]:
