@@ -48,7 +48,7 @@ def fake_timer(monkeypatch):
     return shares, measured
 
 
-def test_measured_mode_puts_in_the_twins_that_pay_by_the_margin(fake_timer):
+def test_measured_mode_puts_in_the_twins_that_pay_by_the_margin(fake_timer, monkeypatch):
     shares, measured = fake_timer
     shares.update({('slice1', '0'): 0.5, ('slice2', '3'): TWIN_MAX_TIME_SHARE + 0.01, ('slice3', '6'): TWIN_MAX_TIME_SHARE,
                    ('slice4', '8'): 1.4, ('slice5', '10'): 0.2})
@@ -61,7 +61,9 @@ def test_measured_mode_puts_in_the_twins_that_pay_by_the_margin(fake_timer):
         for layer in TWINS for _ in range(backbone_layout.PROBE_REPEATS + 1) for kind in ('Conv2d', TWINS[layer].__name__)]
     measured.clear()
     shares.update({layer: 2.0 for layer in shares})  # measured once per process: no new timing, same choice
-    assert _kinds(SPIPS()) == kinds and measured == []
+    probes = []
+    monkeypatch.setattr(backbone_layout, '_layer_inputs', lambda *args: probes.append(1) or {})
+    assert _kinds(SPIPS()) == kinds and measured == [] and probes == []  # nor the probe batch's forward
 
 
 def test_faster_and_plain_modes_do_not_measure(fake_timer, monkeypatch):

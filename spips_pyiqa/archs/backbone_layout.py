@@ -33,7 +33,7 @@ machine (:func:`twin_pays`, once per process and layer, when the first backbone 
 
 import os
 import time
-from typing import Dict, Tuple
+from typing import Callable, Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -199,13 +199,14 @@ def _step_time(conv: nn.Module, x: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def twin_pays(key: Tuple, conv: nn.Conv2d, twin: nn.Conv2d, x: torch.Tensor) -> bool:
+def twin_pays(key: Tuple, conv: nn.Conv2d, twin: nn.Conv2d, probe: Callable[[], torch.Tensor]) -> bool:
     """Whether ``twin`` (a faster-algorithm copy of ``conv``) takes at most :data:`TWIN_MAX_TIME_SHARE`
-    of ``conv``'s time on its input ``x``, forward + backward on this CPU (the fastest of
+    of ``conv``'s time on its input ``probe()``, forward + backward on this CPU (the fastest of
     :data:`PROBE_REPEATS` passes each, alternating, after a warm-up pass); measured once per process
-    and ``key`` (and thread count)."""
+    and ``key`` (and thread count): ``probe`` is called only then."""
     key = (*key, torch.get_num_threads())
     if key not in _MEASURED:
+        x = probe()
         times = ([], [])
         with torch.inference_mode(False), torch.enable_grad():
             for _ in range(PROBE_REPEATS + 1):
@@ -246,12 +247,18 @@ def use_faster_convolutions(backbone: nn.Module, net: str) -> nn.Module:
         if type(conv) is not nn.Conv2d:
             raise TypeError(f'{net} {slice_name}.{index} is {type(conv).__name__}, expected Conv2d')
         layers[slice_name, index] = conv
-    inputs = _layer_inputs(backbone, layers) if mode == 'measured' else {}
-    for (slice_name, index), cls in listed.items():
-        conv = layers[slice_name, index]
+    inputs = {}  # the probe batch's layer inputs, computed at the first choice not yet measured
+
+    def probe(layer: Tuple[str, str]) -> torch.Tensor:
+        if not inputs:
+            inputs.update(_layer_inputs(backbone, layers))
+        return inputs[layer]
+
+    for layer, cls in listed.items():
+        conv = layers[layer]
         twin = _adopt(cls, conv)
-        if mode == 'faster' or twin_pays((net, slice_name, index), conv, twin, inputs[slice_name, index]):
-            setattr(getattr(backbone, slice_name), index, twin)
+        if mode == 'faster' or twin_pays((net, *layer), conv, twin, lambda layer=layer: probe(layer)):
+            setattr(getattr(backbone, layer[0]), layer[1], twin)
     return backbone
 
 

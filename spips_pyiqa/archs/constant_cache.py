@@ -31,14 +31,14 @@ def cached_constant(maxsize: int = 64) -> Callable[[Callable[..., Built]], Calla
     devices and dtypes; bypassed (the builder called) while ``torch.compile`` traces."""
 
     def decorate(build: Callable[..., Built]) -> Callable[..., Built]:
-        cached = lru_cache(maxsize=maxsize)(build)
+        @lru_cache(maxsize=maxsize)
+        def cached(*key) -> Built:
+            with torch.inference_mode(False):  # a first call under inference_mode: a plain tensor
+                return build(*key)
 
         @wraps(build)
         def lookup(*key) -> Built:
-            if torch.compiler.is_compiling():
-                return build(*key)
-            with torch.inference_mode(False):  # a first call under inference_mode: a plain tensor
-                return cached(*key)
+            return build(*key) if torch.compiler.is_compiling() else cached(*key)
 
         lookup.cache_clear = cached.cache_clear
         return lookup

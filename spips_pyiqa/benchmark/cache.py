@@ -87,15 +87,20 @@ def provenance(metric: torch.nn.Module) -> str:
     return f'pyiqa {pyiqa.__version__} default weights and options'
 
 
-def cpu_convolutions(metric: torch.nn.Module) -> dict[str, str]:
-    """``{'cpu_convolutions': ...}``, the convolution algorithms a SPIPS metric chose on this CPU
-    (they round differently, 1e-6 relative); empty for other metrics."""
+def spips_convolutions(metric: torch.nn.Module) -> dict[str, str]:
+    """The CPU convolution algorithm of each replaceable layer a SPIPS metric's backbone chose
+    (``backbone_layout.convolutions_in_use``); empty for other metrics."""
     from spips_pyiqa.archs.backbone_layout import convolutions_in_use
 
-    spips = metric.net
-    if not hasattr(spips, 'deep'):
-        return {}
-    return {'cpu_convolutions': json.dumps(convolutions_in_use(spips.deep.backbone, spips.net), sort_keys=True)}
+    spips = getattr(metric, 'net', None)
+    return convolutions_in_use(spips.deep.backbone, spips.net) if hasattr(spips, 'deep') else {}
+
+
+def cpu_convolutions(metric: torch.nn.Module) -> dict[str, str]:
+    """``{'cpu_convolutions': ...}`` (:func:`spips_convolutions`; they round differently, 1e-6
+    relative); empty for metrics without a choice."""
+    chosen = spips_convolutions(metric)
+    return {'cpu_convolutions': json.dumps(chosen, sort_keys=True)} if chosen else {}
 
 
 def metric_fingerprint(name: str, metric: torch.nn.Module) -> dict[str, str]:

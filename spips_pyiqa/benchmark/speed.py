@@ -506,12 +506,12 @@ def speed_tables(
 def _convolution_notes(metrics: dict[str, torch.nn.Module]) -> list[str]:
     """The CPU convolutions the SPIPS backbones run on this machine (``backbone_layout``), one line
     per choice with the metrics that made it."""
-    from spips_pyiqa.archs.backbone_layout import CPU_CONVOLUTIONS_ENV, convolutions_in_use, cpu_convolution_mode
+    from spips_pyiqa.archs.backbone_layout import CPU_CONVOLUTIONS_ENV, cpu_convolution_mode
+    from spips_pyiqa.benchmark.cache import spips_convolutions
 
     choices: dict[str, list[str]] = {}
     for name, metric in metrics.items():
-        spips = getattr(metric, 'net', None)
-        chosen = convolutions_in_use(spips.deep.backbone, spips.net) if hasattr(spips, 'deep') else {}
+        chosen = spips_convolutions(metric)
         if chosen and COMPILED_SUFFIX not in name:
             choices.setdefault(', '.join(f'{layer} {kind}' for layer, kind in chosen.items()), []).append(name)
     return [f'AlexNet convolutions on this CPU ({CPU_CONVOLUTIONS_ENV}={cpu_convolution_mode()}; `Conv2d` = plain, '
@@ -690,7 +690,6 @@ def profile_table(metrics: dict[str, object], size: int, batch: int, top: int = 
     return table
 
 
-#: Operator groups of :func:`compiled_profile_table`, first match wins: (label, test on an event).
 def _winograd_product(key: str, shapes: list) -> bool:
     """A matrix product of SPIPS's Winograd convolutions (``spips_pyiqa/archs/winograd.py``): the
     channel products, ``(a^2, tiles, C) @ (a^2, C, O)`` with backbone channels (>= 64), or a tile
@@ -703,6 +702,7 @@ def _winograd_product(key: str, shapes: list) -> bool:
     return shapes[0][1] in areas and shapes[0][0] in (shapes[0][1], areas[shapes[0][1]])
 
 
+#: Operator groups of :func:`compiled_profile_table`, first match wins: (label, test on an event).
 COMPILED_GROUPS: tuple[tuple[str, Callable], ...] = (
     ('backbone convolutions (oneDNN)',
      lambda key, shapes: key == 'aten::mkldnn_convolution' and len(shapes) > 1 and list(shapes[1][2:]) != [1, 1]),
