@@ -312,3 +312,13 @@ def test_speed_targets_judge_the_loss_and_the_compiled_rows():
     assert '256px b8: spips as a loss takes 1.05x lpips\' loss time: MISSES the <= 1.0x target.' in lines
     assert '256px b8: spips (compiled) takes 1.12x lpips (compiled)\'s time: MISSES the <= 1.0x target.' in lines
     assert '256px b8: spips (compiled) (loss) takes 0.94x lpips (compiled) (loss)\'s time: meets the <= 1.0x target.' in lines
+
+
+def test_machine_line_names_the_cpu_family_and_model(tmp_path):
+    """The speed tables' machine line tells CPU families apart (Zen 4 and Zen 5 are both 'AMD EPYC')."""
+    cpuinfo = tmp_path / 'cpuinfo'
+    cpuinfo.write_text('processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n'
+                       'model name\t: AMD EPYC\n\nprocessor\t: 1\ncpu family\t: 26\nmodel\t\t: 2\n')
+    assert benchmark.cpu_name(str(cpuinfo)) == 'AMD EPYC (family 26, model 2)'
+    cpuinfo.write_text('model name\t: Some CPU\n')
+    assert benchmark.cpu_name(str(cpuinfo)) == 'Some CPU'

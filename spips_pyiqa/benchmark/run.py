@@ -141,21 +141,32 @@ def metric_with_heads(name: str, heads: torch.nn.Module, meta: dict) -> BenchMet
     return BenchMetric(name, metric, metric_fingerprint(name, metric))
 
 
+def cpu_name(cpuinfo: str = '/proc/cpuinfo') -> str:
+    """The CPU's model name with its family and model numbers (``AMD EPYC (family 26, model 2)``):
+    the name alone does not tell Zen 4 from Zen 5, whose speed ratios differ (``backbone_layout``)."""
+    fields = {}
+    try:
+        with open(cpuinfo) as handle:
+            for line in handle:
+                key, _, value = line.partition(':')
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    name = fields.get('model name') or platform.processor() or platform.machine()
+    numbers = [f'{label} {fields[key]}' for key, label in (('cpu family', 'family'), ('model', 'model')) if fields.get(key)]
+    return f'{name} ({", ".join(numbers)})' if numbers else name
+
+
 def environment() -> str:
     """One line: machine, threads, load, versions, date (stated under every speed table)."""
     import pyiqa
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as handle:
-            cpu = next(line.split(':', 1)[1].strip() for line in handle if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     load = ' / '.join(f'{x:.2f}' for x in os.getloadavg())
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'
     return (
         f'Machine: {cpu}, {os.cpu_count()} logical cores, torch CPU kernels {torch.backends.cpu.get_cpu_capability()} '
-        '(speed ratios differ between AVX2 and AVX512 hosts), '
+        '(speed ratios differ between AVX2 and AVX512 hosts and between CPU families), '
         f'torch threads {torch.get_num_threads()}, '
         f'GPU {gpu}; load average (1/5/15 min) at start {load}; Python {platform.python_version()}, '
         f'torch {torch.__version__}, pyiqa {pyiqa.__version__}; {time.strftime("%Y-%m-%d %H:%M %Z")}.'
