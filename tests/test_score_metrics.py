@@ -15,7 +15,7 @@ import spips_pyiqa.data.pair_loader as pair_loader
 from score_fixtures import methods_fixture, pair_folders
 from spips_pyiqa.cli.score import cli
 from spips_pyiqa.data.image_io import load_image
-from spips_pyiqa.data.pair_loader import LoadedPair, default_workers, same_size_groups
+from spips_pyiqa.data.pair_loader import LoadedPair, same_size_groups
 from spips_pyiqa.evaluation.method_comparison import bootstrap_means
 from spips_pyiqa.evaluation.scores_file import read_scores
 
@@ -172,11 +172,3 @@ def test_same_size_pairs_are_batched_up_to_the_pixel_budget():
     groups = same_size_groups(chunk, max_pixels=2 * 64 * 64 + 1)
     assert [[p.index for p in group] for group in groups] == [[0, 1], [3, 5], [2], [6], [7]]
     assert [[p.index for p in g] for g in same_size_groups(chunk)] == [[0, 1, 3, 5], [2], [6, 7]]
-
-
-@pytest.mark.parametrize('cores, chunks, expected', [(2, 1, 0), (2, 5, 1), (1, 5, 1), (None, 5, 1), (3, 2, 2), (16, 9, 2), (16, 1, 0)])
-def test_default_workers_leave_a_two_core_machine_one_decoder(monkeypatch, cores, chunks, expected):
-    """One chunk: nothing to decode ahead (0); more: two decoding processes, but one where the
-    machine has two cores or fewer (a second decoder takes a core from the metric)."""
-    monkeypatch.setattr('os.cpu_count', lambda: cores)
-    assert default_workers(chunks) == expected

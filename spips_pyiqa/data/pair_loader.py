@@ -10,7 +10,6 @@ Within a chunk, :func:`same_size_groups` batches the pairs whose images share a 
 :data:`MAX_BATCH_PIXELS` per batch.
 """
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from spips_pyiqa.data.image_io import ImageReadError, load_image
 
-__all__ = ['LoadedPair', 'PairChunks', 'chunk_loader', 'default_workers', 'same_size_groups']
+__all__ = ['LoadedPair', 'PairChunks', 'chunk_loader', 'same_size_groups']
 
 
 @dataclass
@@ -60,21 +59,6 @@ class PairChunks(Dataset):
 
 def _identity(item):
     return item
-
-
-#: Decoding processes when a rank has more than one chunk, by default: at most 2, and one on a
-#: machine of :data:`FEW_CORES` or fewer cores, where a second decoder takes a core from the metric
-#: (measured, ``score`` of 20 pairs of 2040x1356 on 2 cores: 27.2 s with 2 workers, 21.8 s with 1;
-#: the system time of moving float32 images between processes 15.1 s and 9.9 s).
-MAX_DEFAULT_WORKERS, FEW_CORES = 2, 2
-
-
-def default_workers(chunks: int) -> int:
-    """DataLoader processes for ``chunks`` chunks of one rank: 0 for a single chunk (nothing to
-    decode ahead), else :data:`MAX_DEFAULT_WORKERS`, or 1 on a machine of :data:`FEW_CORES` cores."""
-    if chunks <= 1:
-        return 0
-    return 1 if (os.cpu_count() or 1) <= FEW_CORES else MAX_DEFAULT_WORKERS
 
 
 def chunk_loader(dataset: PairChunks, order: Sequence[int], num_workers: int, prefetch: int = 2) -> DataLoader:
