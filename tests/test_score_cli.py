@@ -290,11 +290,14 @@ def test_cli_errors_are_one_line(fast_cli, files, tmp_path, capsys, case):
 
 def test_command_line_entry_point_matches_in_process_score(metric, files):
     """A fresh interpreter (``python -m spips_pyiqa score``) gives the in-process score: same input,
-    same number across runs."""
+    same number across runs; it does not import what only ``--methods`` needs (scipy.stats: 0.3-0.7 s
+    of every start)."""
     env = {**os.environ, 'PYTHONPATH': str(REPO)}
-    command = [sys.executable, '-m', 'spips_pyiqa', 'score', str(files['target']), str(files['ref'])]
+    command = [sys.executable, '-X', 'importtime', '-m', 'spips_pyiqa', 'score', str(files['target']), str(files['ref'])]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert result.returncode == 0, result.stderr
+    imported = {line.split('|')[-1].strip() for line in result.stderr.splitlines() if line.startswith('import time:')}
+    assert 'spips_pyiqa.evaluation.folder_scoring' in imported and not {'scipy.stats', 'spips_pyiqa.evaluation.method_comparison'} & imported
     name, score = result.stdout.strip().split('\t')
     assert name == 'target.png'
     assert float(score) == pytest.approx(_expected(metric, files['target'], files['ref']), abs=1e-6)

@@ -14,8 +14,8 @@ from PIL import Image
 import spips_pyiqa.data.pair_loader as pair_loader
 from score_fixtures import methods_fixture, pair_folders
 from spips_pyiqa.cli.score import cli
-from spips_pyiqa.data.image_io import load_image
-from spips_pyiqa.data.pair_loader import LoadedPair, same_size_groups
+from spips_pyiqa.data.image_io import decode_image, load_image
+from spips_pyiqa.data.pair_loader import LoadedPair, same_size_groups, unit_batch
 from spips_pyiqa.evaluation.method_comparison import bootstrap_means
 from spips_pyiqa.evaluation.scores_file import read_scores
 
@@ -96,7 +96,7 @@ class Counting:
 def test_pairs_decoded_once_and_batched_per_metric_by_size(tmp_path, monkeypatch, capsys):
     target, ref = pair_folders(tmp_path, 6)  # sizes alternate: 3 pairs of 64x64, 3 of 80x64
     reads = []
-    monkeypatch.setattr(pair_loader, 'load_image', lambda path: reads.append(path) or load_image(path))
+    monkeypatch.setattr(pair_loader, 'decode_image', lambda path: reads.append(path) or decode_image(path))
     counting = Counting(monkeypatch)
     assert cli([str(target), str(ref), '--metric', 'psnr,ssim', '--batch-size', '6', '--workers', '0']) == 0
     assert sorted(reads) == sorted([*target.iterdir(), *ref.iterdir()])  # each file once, for both metrics
@@ -161,14 +161,38 @@ def test_methods_table_csvs_and_figure(tmp_path, capsys):
 
 
 def test_same_size_pairs_are_batched_up_to_the_pixel_budget():
-    """Same-size pairs share batches of at most ``max_pixels`` target pixels, one pair at least, in
-    order; pairs of other sizes and unreadable ones never join them."""
-    def pair(index, height, width, error=None):
-        image = None if error else torch.zeros(1, 3, height, width)
+    """Same-size pairs of one pixel type share batches of at most ``max_pixels`` target pixels, one
+    pair at least, in order; pairs of other sizes or types and unreadable ones never join them."""
+    def pair(index, height, width, error=None, dtype=torch.uint8):
+        image = None if error else torch.zeros(height, width, 3, dtype=dtype)
         return LoadedPair(index, image, image, error)
 
     chunk = [pair(0, 64, 64), pair(1, 64, 64), pair(2, 32, 32), pair(3, 64, 64), pair(4, 64, 64, 'unreadable'),
-             pair(5, 64, 64), pair(6, 200, 200), pair(7, 200, 200)]
+             pair(5, 64, 64), pair(6, 200, 200), pair(7, 200, 200), pair(8, 64, 64, dtype=torch.uint16)]
     groups = same_size_groups(chunk, max_pixels=2 * 64 * 64 + 1)
-    assert [[p.index for p in group] for group in groups] == [[0, 1], [3, 5], [2], [6], [7]]
-    assert [[p.index for p in g] for g in same_size_groups(chunk)] == [[0, 1, 3, 5], [2], [6, 7]]
+    assert [[p.index for p in group] for group in groups] == [[0, 1], [3, 5], [2], [6], [7], [8]]
+    assert [[p.index for p in g] for g in same_size_groups(chunk)] == [[0, 1, 3, 5], [2], [6, 7], [8]]
+
+
+def test_a_batch_of_decoded_pairs_is_what_load_image_reads(tmp_path):
+    """``unit_batch`` of the integer pixels that decoding workers hand over equals ``load_image`` of
+    the same files, bit for bit, for 8-bit and 16-bit images, and 16-bit ones keep all 16 bits."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    eight = [rng.integers(0, 256, (5, 7, 3)).astype(np.uint8) for _ in range(2)]
+    sixteen = rng.integers(0, 65536, (5, 7, 3)).astype(np.uint16)
+    for name, pixels in zip('ab', eight):
+        Image.fromarray(pixels).save(tmp_path / f'{name}.png')
+    cv2.imwrite(str(tmp_path / 'c.png'), sixteen[..., ::-1])  # Pillow cannot write 16-bit RGB
+    a, b, c = (tmp_path / f'{name}.png' for name in 'abc')
+    pairs = [LoadedPair(i, decode_image(t), decode_image(r)) for i, (t, r) in enumerate([(a, b), (b, a), (c, c)])]
+    assert [p.target.dtype for p in pairs] == [torch.uint8, torch.uint8, torch.uint16]
+    groups = same_size_groups(pairs)
+    assert [[p.index for p in g] for g in groups] == [[0, 1], [2]]
+    for group, (targets, refs) in zip(groups, [((a, b), (b, a)), ((c,), (c,))]):
+        target, ref = unit_batch(group)
+        assert torch.equal(target, torch.cat([load_image(f) for f in targets]))
+        assert torch.equal(ref, torch.cat([load_image(f) for f in refs]))
+    expected = torch.from_numpy(sixteen.astype(np.float32) / 65535.0).permute(2, 0, 1)[None]
+    assert torch.equal(load_image(c), expected)

@@ -150,7 +150,6 @@ class _Terminal:
 
 def _run(args, metrics: list[str], info: DistInfo) -> None:
     from spips_pyiqa.evaluation.folder_scoring import score_folders
-    from spips_pyiqa.evaluation.method_comparison import compare_methods
     from spips_pyiqa.evaluation.quality_maps import MapOptions
 
     device = local_device(checked_device(args.device), info)
@@ -160,6 +159,8 @@ def _run(args, metrics: list[str], info: DistInfo) -> None:
                    allow_unmatched=args.allow_unmatched, device=device, batch_size=args.batch_size,
                    workers=args.workers, prefetch=args.prefetch, info=info)
     if args.methods is not None:
+        from spips_pyiqa.evaluation.method_comparison import compare_methods  # scipy: 0.3-0.7 s to import
+
         comparison = compare_methods(args.ref_folder, args.methods, metrics, args.out_dir, maps=maps,
                                      reporter_for=lambda name: _Terminal(metrics, False, f'{name}: '), **options)
         if info.is_main:

@@ -1,13 +1,17 @@
 """Loading (target, reference) image files in chunks with a DataLoader, for scoring at scale.
 
 Pairs are cut into fixed-size chunks (``chunk k`` = pairs ``k*size .. (k+1)*size - 1``); a
-DataLoader item is one whole chunk, decoded by :func:`~spips_pyiqa.data.image_io.load_image` in
-worker processes (``num_workers``) ahead of use (``prefetch_factor``). A file that cannot be read
+DataLoader item is one whole chunk, decoded by :func:`~spips_pyiqa.data.image_io.decode_image` in
+worker processes (``num_workers``) ahead of use (``prefetch_factor``). Workers hand over the
+integer pixels, a quarter of the bytes of float32 images, and :func:`unit_batch` converts a batch
+at a time in the scoring process (measured, ``score`` of 20 pairs of 2040x1356 with two workers on
+a 2-core machine: 17.8-19.0 s instead of 27.5 s, system time 5.7-7.3 s instead of 17.2 s; pyiqa's
+command line took 17.4-18.4 s). A file that cannot be read
 does not raise in the worker (the DataLoader would re-raise it as a multi-line
 "Caught ... in DataLoader worker" error): its slot carries the error message instead, so the
 caller reports the first failure in pair order, exactly as a one-at-a-time loop would.
-Within a chunk, :func:`same_size_groups` batches the pairs whose images share a size, up to
-:data:`MAX_BATCH_PIXELS` per batch.
+Within a chunk, :func:`same_size_groups` batches the pairs whose images share a size and pixel
+type, up to :data:`MAX_BATCH_PIXELS` per batch.
 """
 
 from collections.abc import Sequence
@@ -17,9 +21,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from spips_pyiqa.data.image_io import ImageReadError, load_image
+from spips_pyiqa.data.image_io import ImageReadError, decode_image, unit_images
 
-__all__ = ['LoadedPair', 'PairChunks', 'chunk_loader', 'same_size_groups']
+__all__ = ['LoadedPair', 'PairChunks', 'chunk_loader', 'same_size_groups', 'unit_batch']
 
 
 @dataclass
@@ -27,7 +31,8 @@ class LoadedPair:
     """One pair of a chunk: its index in the pair list, and its images or why they are unreadable.
 
     Shape:
-        target, ref: :math:`(1, 3, H, W)` in [0, 1] (``None`` when ``error`` is set).
+        target, ref: :math:`(H, W, 3)`, uint8 or uint16 pixels (:func:`~spips_pyiqa.data.image_io.decode_image`;
+        ``None`` when ``error`` is set).
     """
 
     index: int
@@ -51,7 +56,7 @@ class PairChunks(Dataset):
         for index in self.chunks[k]:
             target_path, ref_path = self.pairs[index]
             try:
-                loaded.append(LoadedPair(index, load_image(target_path), load_image(ref_path)))
+                loaded.append(LoadedPair(index, decode_image(target_path), decode_image(ref_path)))
             except ImageReadError as error:
                 loaded.append(LoadedPair(index, error=str(error)))
         return loaded
@@ -83,14 +88,25 @@ MAX_BATCH_PIXELS = 2**21
 
 
 def same_size_groups(chunk: Sequence[LoadedPair], max_pixels: int = MAX_BATCH_PIXELS) -> list[list[LoadedPair]]:
-    """Readable pairs grouped by (target size, ref size), in order of first appearance, each group cut
-    into batches of at most ``max_pixels`` target pixels (at least one pair each)."""
+    """Readable pairs grouped by (target size and type, ref size and type), in order of first
+    appearance, each group cut into batches of at most ``max_pixels`` target pixels (at least one
+    pair each)."""
     groups: dict[tuple, list[LoadedPair]] = {}
     for pair in chunk:
         if pair.error is None:
-            groups.setdefault((tuple(pair.target.shape), tuple(pair.ref.shape)), []).append(pair)
+            key = (tuple(pair.target.shape), pair.target.dtype, tuple(pair.ref.shape), pair.ref.dtype)
+            groups.setdefault(key, []).append(pair)
     batches = []
     for group in groups.values():
-        size = max(1, max_pixels // group[0].target[0, 0].numel())
+        size = max(1, max_pixels // group[0].target[..., 0].numel())
         batches += [group[start:start + size] for start in range(0, len(group), size)]
     return batches
+
+
+def unit_batch(group: Sequence[LoadedPair]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The targets and the references of one :func:`same_size_groups` batch as float32 in [0, 1].
+
+    Shape:
+        Output: two :math:`(N, 3, H, W)` tensors, ``N = len(group)``.
+    """
+    return tuple(unit_images(torch.stack([getattr(pair, side) for pair in group])) for side in ('target', 'ref'))

@@ -8,7 +8,7 @@ How (see also :mod:`spips_pyiqa.data.pairing`, :mod:`spips_pyiqa.evaluation.scor
 
 - Pairs are decoded once for all metrics, by a DataLoader (``workers`` processes, ``prefetch``
   chunks ahead) in chunks of ``batch_size`` pairs; for each metric the pairs of a chunk that
-  share a size are one batch. Images are read with :func:`~spips_pyiqa.data.image_io.load_image`.
+  share a size are one batch. Images are read as :func:`~spips_pyiqa.data.image_io.load_image` reads them.
 - ``out``: the wide scores CSV, rows journaled durably every round (``OUT.partial``) and the
   whole file renamed onto ``OUT`` at the end. A rerun computes only the (pair, metric) cells that
   are missing or whose inputs changed since (size or mtime_ns of either file, recorded per row):
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spips_pyiqa.data.pair_loader import LoadedPair, PairChunks, chunk_loader, same_size_groups
+from spips_pyiqa.data.pair_loader import LoadedPair, PairChunks, chunk_loader, same_size_groups, unit_batch
 from spips_pyiqa.data.pairing import pair_images
 from spips_pyiqa.evaluation.fr_metrics import check_fr_metrics, lower_better
 from spips_pyiqa.evaluation.output_guard import refuse_outputs_over_inputs
@@ -193,8 +193,7 @@ class _Scorer:
         self.plan, self.maps, self.map_metric, self.folder_mode = plan, maps, map_metric, folder_mode
 
     def _batch(self, name: str, group: list[LoadedPair]) -> list[float]:
-        target = torch.cat([pair.target for pair in group])
-        ref = torch.cat([pair.ref for pair in group])
+        target, ref = unit_batch(group)
         with torch.no_grad():
             if name != self.map_metric:
                 return self.metrics[name](target, ref).reshape(-1).tolist()
@@ -227,10 +226,10 @@ class _Scorer:
         """An outcome per pair of ``chunk``: every metric it needs, or the error that stops the run."""
         errors = {pair.index: pair.error for pair in chunk if pair.error is not None}
         for pair in chunk:
-            if pair.error is None and pair.target.shape[-2:] != pair.ref.shape[-2:]:
+            if pair.error is None and pair.target.shape[:2] != pair.ref.shape[:2]:
                 target, ref = self.plan.pairs[pair.index]
-                errors[pair.index] = (f'{target} vs {ref}: target is {"x".join(map(str, pair.target.shape[-2:]))} '
-                                      f'but ref is {"x".join(map(str, pair.ref.shape[-2:]))}')
+                errors[pair.index] = (f'{target} vs {ref}: target is {"x".join(map(str, pair.target.shape[:2]))} '
+                                      f'but ref is {"x".join(map(str, pair.ref.shape[:2]))}')
         values: dict[int, dict[str, float]] = {pair.index: {} for pair in chunk}
         for name in self.metrics:
             wanted = [p for p in chunk if p.index not in errors and name in self.plan.todo[p.index]]
