@@ -15,7 +15,7 @@ import spips_pyiqa.data.pair_loader as pair_loader
 from score_fixtures import methods_fixture, pair_folders
 from spips_pyiqa.cli.score import cli
 from spips_pyiqa.data.image_io import decode_image, load_image
-from spips_pyiqa.data.pair_loader import LoadedPair, same_size_groups, unit_batch
+from spips_pyiqa.data.pair_loader import LoadedPair, default_workers, same_size_groups, unit_batch
 from spips_pyiqa.evaluation.method_comparison import bootstrap_means
 from spips_pyiqa.evaluation.scores_file import read_scores
 
@@ -196,3 +196,13 @@ def test_a_batch_of_decoded_pairs_is_what_load_image_reads(tmp_path):
         assert torch.equal(ref, torch.cat([load_image(f) for f in refs]))
     expected = torch.from_numpy(sixteen.astype(np.float32) / 65535.0).permute(2, 0, 1)[None]
     assert torch.equal(load_image(c), expected)
+
+
+@pytest.mark.parametrize('cores, chunks, device, expected', [
+    (2, 1, 'cpu', 0), (2, 5, 'cpu', 0), (1, 5, 'cpu', 0), (None, 5, 'cpu', 0), (3, 2, 'cpu', 2), (16, 9, 'cpu', 2),
+    (16, 1, 'cpu', 0), (2, 5, 'cuda', 2), (2, 1, 'cuda', 0)])
+def test_default_workers_decode_ahead_only_with_a_core_to_spare(monkeypatch, cores, chunks, device, expected):
+    """One chunk: nothing to decode ahead (0); more: two decoding processes, but none on a CPU of two
+    cores or fewer, where a decoder takes a core from the metric (a GPU computes while they decode)."""
+    monkeypatch.setattr('os.cpu_count', lambda: cores)
+    assert default_workers(chunks, torch.device(device)) == expected

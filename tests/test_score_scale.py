@@ -82,6 +82,20 @@ def test_batches_of_mixed_sizes_score_as_one_pair_at_a_time(counting, metric, tm
     assert counting.pairs == 7
 
 
+@pytest.mark.parametrize('cores, workers', [(2, 0), (8, 2)])
+def test_score_decodes_ahead_with_the_default_workers(counting, tmp_path, capsys, monkeypatch, cores, workers):
+    """Without ``--workers``, several chunks are decoded by ``default_workers`` processes: none on a
+    2-core machine, two on a larger one."""
+    import spips_pyiqa.evaluation.folder_scoring as folder_scoring
+
+    used, loader = [], folder_scoring.chunk_loader
+    monkeypatch.setattr('os.cpu_count', lambda: cores)
+    monkeypatch.setattr(folder_scoring, 'chunk_loader', lambda *args: used.append(args[2]) or loader(*args))
+    target, ref = _folders(tmp_path, 3)
+    assert cli([str(target), str(ref), '--batch-size', '1']) == 0
+    assert used == [workers] and counting.pairs == 3
+
+
 def test_out_resumes_an_interrupted_run_without_rescoring(counting, metric, tmp_path, capsys):
     target, ref = _folders(tmp_path, 6)
     good = (target / 'img04.png').read_bytes()

@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument('--batch-size', type=_positive(1), default=16,
                      help='pairs per chunk; same-size pairs of a chunk are batched per metric, up to 2 Mpx a batch (default: 16)')
     run.add_argument('--workers', type=_positive(0), help='DataLoader processes decoding images (default: 2 when '
-                     'there is more than one chunk, else 0)')
+                     'there is more than one chunk, except on a CPU of 2 cores or fewer; else 0)')
     run.add_argument('--prefetch', type=_positive(1), default=2, help='chunks each worker decodes ahead (default: 2)')
     return parser
 

@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spips_pyiqa.data.pair_loader import LoadedPair, PairChunks, chunk_loader, same_size_groups, unit_batch
+from spips_pyiqa.data.pair_loader import (LoadedPair, PairChunks, chunk_loader, default_workers, same_size_groups,
+                                          unit_batch)
 from spips_pyiqa.data.pairing import pair_images
 from spips_pyiqa.evaluation.fr_metrics import check_fr_metrics, lower_better
 from spips_pyiqa.evaluation.output_guard import refuse_outputs_over_inputs
@@ -286,7 +287,7 @@ def score_folders(target, ref, metrics: Sequence[str], *, out=None, overwrite: b
     Args:
         out: the scores CSV to write (and resume from); ``overwrite``: ignore what it holds.
         maps: heat maps of a SPIPS metric (:class:`MapOptions`).
-        workers: DataLoader processes (default: 2 when this rank has more than one chunk, else 0).
+        workers: DataLoader processes (default: :func:`~spips_pyiqa.data.pair_loader.default_workers`).
         info: this process under torchrun (default: one process); the process group must be joined.
         reporter: told about progress and each pair's scores (rank 0).
 
@@ -331,7 +332,7 @@ def score_folders(target, ref, metrics: Sequence[str], *, out=None, overwrite: b
     chunks = [pending[start : start + batch_size] for start in range(0, len(pending), batch_size)]
     rounds = chunk_rounds(len(chunks), info)
     mine = [k for k in rounds if k is not None]
-    workers = workers if workers is not None else (2 if len(mine) > 1 else 0)
+    workers = workers if workers is not None else default_workers(len(mine), device)
     batches = iter(chunk_loader(PairChunks(plan.pairs, chunks), mine, workers, prefetch))
     ledger = _Ledger(plan, journal, reporter) if info.is_main else None
     if info.is_main:
