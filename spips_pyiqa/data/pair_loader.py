@@ -6,10 +6,10 @@ worker processes (``num_workers``) ahead of use (``prefetch_factor``). Workers h
 integer pixels, a quarter of the bytes of float32 images, and :func:`unit_batch` converts a batch
 at a time in the scoring process (measured, ``score`` of 20 pairs of 2040x1356 with two workers on
 a 2-core machine: 17.8-19.0 s instead of 27.5 s, system time 5.7-7.3 s instead of 17.2 s; pyiqa's
-command line took 17.4-18.4 s). A file that cannot be read
-does not raise in the worker (the DataLoader would re-raise it as a multi-line
-"Caught ... in DataLoader worker" error): its slot carries the error message instead, so the
-caller reports the first failure in pair order, exactly as a one-at-a-time loop would.
+command line took 17.4-18.4 s). A file that cannot be read does not raise in the worker (the
+DataLoader would re-raise it as a multi-line "Caught ... in DataLoader worker" error): its slot
+carries the error message instead, so the caller reports the first failure in pair order, exactly
+as a one-at-a-time loop would.
 Within a chunk, :func:`same_size_groups` batches the pairs whose images share a size and pixel
 type, up to :data:`MAX_BATCH_PIXELS` per batch.
 """
