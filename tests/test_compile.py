@@ -367,8 +367,9 @@ def test_cold_compile_table_gives_ratios_to_lpips_and_recompiles():
 @pytest.mark.slow
 def test_compiled_profile_table_groups_each_metrics_operators():
     """The compiled calls by operator group: inductor for real (64 px, 2 images, one call each).
-    LPIPS runs no matrix product and has 1x1 (lin layer) convolutions; SPIPS's filters and its
-    Winograd convolutions are products; both run the backbone's convolutions and inductor's kernels, profiled by name even
+    LPIPS runs no matrix product and has 1x1 (lin layer) convolutions; SPIPS's filters are products
+    and its Winograd convolutions run inside their operator; both run the backbone's convolutions and
+    inductor's kernels, profiled by name even
     where the same graphs were compiled before without profiling (the speed tables' run, whose
     cached code has none); the groups add up to the total and the last column is the difference
     from the first metric."""

@@ -22,6 +22,7 @@ from spips_pyiqa import SPIPS
 from spips_pyiqa.archs import gaussian_filter as filtering
 from spips_pyiqa.archs import backbone_layout
 from spips_pyiqa.archs.backbone_layout import PlanarConv2d, SpaceToDepthConv2d, WinogradConv2d
+from spips_pyiqa.archs import winograd
 from spips_pyiqa.archs.winograd import TILES, transform_kernel, winograd_conv2d, winograd_matrices, winograd_pays
 from spips_pyiqa.archs import traditional_maps as tm
 from spips_pyiqa.archs.deep_features import SEMANTIC_LAYERS
@@ -309,6 +310,33 @@ def test_winograd_convolution_and_its_gradient_equal_conv2d(shape, channels_last
     grad_ours, = torch.autograd.grad(ours, x, upstream)
     grad_theirs, = torch.autograd.grad(theirs, x, upstream)
     torch.testing.assert_close(grad_ours, grad_theirs, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize('turn_bytes', [1, 25 * 7 * 8 * 4, 25 * 7 * 8 * 30])  # a tile row, 4 tiles, 3+ images
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])  # float32: oneDNN's packed weights
+@pytest.mark.parametrize('channels', [(5, 7), (6, 6)])  # square: forward and gradient products of one size
+def test_winograd_in_turns_equals_conv2d(monkeypatch, turn_bytes, dtype, channels):
+    """Batches done in turns of images, or of rows of tiles within an image, give the same
+    convolution and input gradient."""
+    monkeypatch.setattr(winograd, 'TURN_BYTES', turn_bytes)
+    generator = torch.Generator().manual_seed(3)
+    weight = torch.randn(channels[1], channels[0], 3, 3, dtype=dtype, generator=generator)
+    bias = torch.randn(channels[1], dtype=dtype, generator=generator)
+    x = torch.randn(5, channels[0], 17, 9, dtype=dtype, generator=generator).requires_grad_(True)
+    kernel = transform_kernel(weight)
+    ours, theirs = winograd_conv2d(x, kernel, bias, 3), F.conv2d(x, weight, bias, padding=1)
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5 * theirs.abs().max().item()
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=tolerance)
+    upstream = torch.randn(theirs.shape, dtype=dtype, generator=generator)
+    grad_ours, = torch.autograd.grad(ours, x, upstream)
+    grad_theirs, = torch.autograd.grad(theirs, x, upstream)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=0, atol=tolerance * 10)
+
+
+def test_winograd_refuses_a_kernel_that_wants_a_gradient():
+    kernel = transform_kernel(torch.randn(4, 4, 3, 3)).requires_grad_(True)
+    with pytest.raises(ValueError, match='must be a constant'):
+        winograd_conv2d(torch.randn(1, 4, 6, 6), kernel, None, 3)
 
 
 def test_winograd_pays_on_maps_its_tiles_cover_closely():

@@ -9,16 +9,17 @@ Lavin & Gray compute a convolution tile by tile: each :math:`m \times m` output 
 
 summed over input channels inside the elementwise product. Per tile and channel pair that is
 :math:`a^2` multiplications instead of :math:`m^2 r^2`: for F(3x3, 3x3), 25 instead of 81, and
-summed over channels the products are :math:`a^2` batched matrix products (``bmm``), which BLAS runs
-near peak. :math:`A, G, B` are the Cook-Toom matrices of :math:`a - 1` interpolation points and the
+summed over channels the products are :math:`a^2` matrix products, here one grouped 1x1
+convolution that oneDNN runs near peak. :math:`A, G, B` are the Cook-Toom matrices of :math:`a - 1` interpolation points and the
 point at infinity (:func:`winograd_matrices`); small points such as 0, +-1, 1/2 keep the float32
 rounding error small (Barabasz et al.). Here both axes are transformed at once with Kronecker
 products, :math:`\mathrm{vec}(B^\top d B) = (B^\top \otimes B^\top) \mathrm{vec}(d)`, so each
-transform is one matrix product over all tiles.
+transform is one matrix product over all tiles. The whole convolution is one custom operator, so
+``torch.compile`` calls it as it is.
 
 The gradient to the input of a convolution is the convolution of the output gradient with the
 kernel flipped and its channels swapped; flipping the kernel is flipping the tiles, so the backward
-reuses the same transformed kernel (transposed) with reversed tile transforms: no second copy.
+reuses the same transformed kernel (its channels swapped) with reversed tile transforms.
 
 References:
     A. Lavin and S. Gray, "Fast algorithms for convolutional neural networks", CVPR 2016, eq. (8).
@@ -26,14 +27,14 @@ References:
     accuracy of Winograd convolution for deep neural networks", ACM TOMS 46(4), 2020.
 """
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
 
 from spips_pyiqa.archs.constant_cache import cached_constant
+from spips_pyiqa.archs.prepacked import grouped_pointwise_conv
 
 #: Output tile side ``m`` of F(m x m, r x r), per kernel side ``r``, and its interpolation points.
 #: F(3x3, 3x3) (25 products per tile instead of 81): measured against F(4x4, 3x3) and F(2x2, 3x3) on
@@ -101,26 +102,66 @@ def _transforms(r: int, reverse: bool, device: torch.device, dtype: torch.dtype)
 
 
 def transform_kernel(weight: torch.Tensor) -> torch.Tensor:
-    r""":math:`G g G^\top` for every (output, input) channel pair of a convolution weight, as the
-    right factors of the :math:`a^2` channel products.
+    r""":math:`G g G^\top` for every (output, input) channel pair of a convolution weight, laid out
+    as the weight of the grouped 1x1 convolution that computes the :math:`a^2` channel products
+    (:func:`_tile_products`): group :math:`k` holds tile position :math:`k`'s
+    :math:`C_{out} \times C_{in}` matrix.
 
     Shape:
         - weight: :math:`(C_{out}, C_{in}, r, r)`.
-        - Output: :math:`(a^2, C_{in}, C_{out})`.
+        - Output: :math:`(a^2 C_{out}, C_{in}, 1, 1)`.
     """
     out_channels, in_channels, r, _ = weight.shape
     both = TRANSFORMS[r]['kernel'].to(weight.device)  # (a^2, r^2)
-    flat = weight.detach().double().reshape(out_channels, in_channels, r * r).permute(2, 1, 0)
-    return (both @ flat.reshape(r * r, -1)).view(-1, in_channels, out_channels).to(weight.dtype).contiguous()
+    flat = weight.detach().double().reshape(out_channels * in_channels, r * r)
+    transformed = (flat @ both.T).view(out_channels, in_channels, -1).permute(2, 0, 1)  # (a^2, C_out, C_in)
+    return transformed.reshape(-1, in_channels, 1, 1).to(weight.dtype).contiguous()
+
+
+def _swapped(kernel: torch.Tensor, out_channels: int) -> torch.Tensor:
+    """The transformed kernel of the transposed convolution (input and output channels swapped):
+    :math:`(a^2 C_{out}, C_{in}, 1, 1) \\to (a^2 C_{in}, C_{out}, 1, 1)`."""
+    in_channels = kernel.shape[1]
+    return kernel.view(-1, out_channels, in_channels).transpose(1, 2).reshape(-1, out_channels, 1, 1)
+
+
+#: Bytes of transformed tiles (tiles x a^2 x channels) per grouped product: a larger call is made
+#: in turns of whole images, or of rows of tiles within an image, so that intermediates stay within
+#: what the memory allocator reuses. Measured (2-core CPU, AlexNet's conv3-5 at 256 px): whole
+#: batches of 16 images (15 MB intermediates) drew thousands of fresh pages per call and took up to
+#: 3x the time; 8 MiB turns (8 images) none.
+TURN_BYTES = 2**23
+
+
+def _even(count: int, most: int) -> int:
+    """Turn size for ``count`` items at most ``most`` (at least 1) at a time, in turns as even as
+    possible: every turn of a batch then has the same size but perhaps the last (one packed weight
+    serves all, ``prepacked.py``)."""
+    turns = -(-count // max(1, most))
+    return -(-count // turns) if count else 1
+
+
+def _joined(parts: List[torch.Tensor], dim: int) -> torch.Tensor:
+    """``torch.cat(parts, dim)``, without a copy for a single part."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim)
 
 
 def _tile_products(x: torch.Tensor, kernel: torch.Tensor, bias: Optional[torch.Tensor], r: int, reverse: bool) -> torch.Tensor:
-    r"""The tile-by-tile convolution of eq. (8) with a transformed ``kernel``, zero padding ``r // 2``.
+    r"""The tile-by-tile convolution of eq. (8) with a transformed ``kernel``, zero padding ``r // 2``;
+    with ``reverse``, that of the transposed convolution (the input gradient: the kernel's channels
+    swapped, the tiles read backwards).
+
+    Each tile's :math:`a \times a` inputs are transformed at once (one product with
+    :math:`B^\top \otimes B^\top`); the :math:`a^2` channel products are one grouped 1x1
+    convolution over all tiles, laid out channels-last (oneDNN runs it near peak, about twice
+    MKL's ``bmm`` on the development machine's AMD CPU); one product with
+    :math:`A^\top \otimes A^\top` gives the output tiles. At most :data:`TURN_BYTES` of tiles at a
+    time; the products through oneDNN's packed weights (``prepacked.py``).
 
     Shape:
-        - x: :math:`(N, H, W, C)` (channels last).
-        - kernel: :math:`(a^2, C, O)` (or a transposed view).
-        - Output: :math:`(N, H, W, O)`, contiguous.
+        - x: :math:`(N, H, W, C)` (channels last); with ``reverse`` :math:`(N, H, W, O)`.
+        - kernel: :math:`(a^2 O, C, 1, 1)` (:func:`transform_kernel`).
+        - Output: :math:`(N, H, W, O)`, contiguous; with ``reverse`` :math:`(N, H, W, C)`.
     """
     m = TILES[r][0]
     a, pad = m + r - 1, r // 2
@@ -128,43 +169,78 @@ def _tile_products(x: torch.Tensor, kernel: torch.Tensor, bias: Optional[torch.T
     rows, cols = -(-height // m), -(-width // m)
     bottom, right = rows * m + r - 1 - height - pad, cols * m + r - 1 - width - pad
     padded = F.pad(x, (0, 0, pad, right, pad, bottom))  # last dimensions first: C, W, H
-    tiles = padded.unfold(1, a, m).unfold(2, a, m).permute(4, 5, 0, 1, 2, 3).reshape(a * a, -1)
     into, out_of = _transforms(r, reverse, x.device, x.dtype)
-    products = torch.bmm((into @ tiles).view(a * a, -1, channels), kernel)  # (a^2, tiles, O)
-    out_channels = products.shape[-1]
-    y = (out_of @ products.view(a * a, -1)).view(m, m, batch, rows, cols, out_channels)
-    y = y.permute(2, 3, 0, 4, 1, 5).reshape(batch, rows * m, cols * m, out_channels)[:, :height, :width]
+    kernel_out = kernel.shape[0] // (a * a)
+    out_channels = kernel.shape[1] if reverse else kernel_out
+    name, weight = ('input gradient', lambda: _swapped(kernel, kernel_out)) if reverse else ('forward', lambda: kernel)
+    if batch == 0:  # no tile: oneDNN refuses an empty product
+        return x.new_empty(0, height, width, out_channels)
+
+    def products(images: torch.Tensor, first: int, last: int) -> torch.Tensor:
+        """Output rows of tiles ``first .. last - 1`` of ``images``: :math:`(n, (last - first) m, W', O)`."""
+        n, count = images.shape[0], last - first
+        tiles = n * count * cols
+        windows = images[:, first * m : last * m + a - m].unfold(1, a, m).unfold(2, a, m)
+        windows = windows.permute(0, 1, 2, 4, 5, 3).reshape(tiles, a * a, channels)
+        transformed = torch.matmul(into, windows).view(1, tiles, 1, a * a * channels).permute(0, 3, 1, 2)
+        summed = grouped_pointwise_conv(transformed, kernel, name, weight, a * a)  # (1, a^2 O, tiles, 1)
+        y = torch.matmul(out_of, summed.permute(0, 2, 3, 1).reshape(tiles, a * a, out_channels))
+        return y.view(n, count, cols, m, m, out_channels).permute(0, 1, 3, 2, 4, 5).reshape(n, count * m, cols * m, out_channels)
+
+    per_turn = max(1, TURN_BYTES // (a * a * max(channels, out_channels) * x.element_size()))
+    images, tile_rows = _even(batch, per_turn // (rows * cols)), _even(rows, per_turn // cols)
+    y = _joined([_joined([products(part, first, min(first + tile_rows, rows)) for first in range(0, rows, tile_rows)], 1)
+                 for part in padded.split(images)], 0)
+    y = y[:, :height, :width]
     return y + bias if bias is not None else y.contiguous()
 
 
-class _WinogradConvolution(torch.autograd.Function):
-    """Forward and input gradient of a frozen-weight convolution, both by :func:`_tile_products`,
-    on channels-last :math:`(N, H, W, C)` tensors (the NCHW views are taken outside, so that the
-    backbone's in-place ReLU may modify the output)."""
+#: The custom operator's name (as profiles show it).
+OPERATOR = 'spips_pyiqa::winograd_conv2d'
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, kernel: torch.Tensor, bias: Optional[torch.Tensor], r: int) -> torch.Tensor:
-        ctx.save_for_backward(kernel)
-        ctx.r = r
-        return _tile_products(x, kernel, bias, r, reverse=False)
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        kernel, = ctx.saved_tensors
-        return _tile_products(grad, kernel.transpose(1, 2), None, ctx.r, reverse=True), None, None, None
+@torch.library.custom_op(OPERATOR, mutates_args=())
+def _winograd_op(x: torch.Tensor, kernel: torch.Tensor, bias: Optional[torch.Tensor], r: int, reverse: bool) -> torch.Tensor:
+    """:func:`_tile_products` as one operator: ``torch.compile`` calls it as it is (as it calls
+    oneDNN's convolutions), rather than lowering its transforms to slower generated loops."""
+    return _tile_products(x, kernel, bias, r, reverse)
+
+
+@_winograd_op.register_fake
+def _(x: torch.Tensor, kernel: torch.Tensor, bias: Optional[torch.Tensor], r: int, reverse: bool) -> torch.Tensor:
+    a = TILES[r][0] + r - 1
+    return x.new_empty(*x.shape[:3], kernel.shape[1] if reverse else kernel.shape[0] // (a * a))
+
+
+def _save_kernel(ctx, inputs: tuple, output: torch.Tensor) -> None:
+    _, kernel, _, ctx.r, ctx.reverse = inputs
+    ctx.save_for_backward(kernel)
+
+
+def _input_gradient(ctx, grad: torch.Tensor):
+    """The gradient to the input is the convolution of ``grad`` with the kernel flipped and its
+    channels swapped: the same transformed kernel, swapped, with reversed tile transforms."""
+    kernel, = ctx.saved_tensors
+    return _winograd_op(grad.contiguous(), kernel, None, ctx.r, not ctx.reverse), None, None, None, None
+
+
+_winograd_op.register_autograd(_input_gradient, setup_context=_save_kernel)
 
 
 def winograd_conv2d(x: torch.Tensor, kernel: torch.Tensor, bias: Optional[torch.Tensor], kernel_size: int) -> torch.Tensor:
     r"""``F.conv2d(x, weight, bias, stride=1, padding=r // 2)`` from ``kernel = transform_kernel(weight)``
-    and ``kernel_size`` :math:`r` (a key of :data:`TILES`),
-    to float rounding; differentiable in ``x`` only (weight and bias are constants here).
+    and ``kernel_size`` :math:`r` (a key of :data:`TILES`), to float rounding; differentiable in ``x``
+    only (weight and bias are constants here). Pass the same ``kernel`` tensor at every call (as
+    :class:`~spips_pyiqa.archs.backbone_layout.WinogradConv2d` does): oneDNN's packed copy of it
+    is kept for as long as that tensor lives.
 
     Shape:
         - x: :math:`(N, C_{in}, H, W)`.
-        - kernel: :math:`(a^2, C_{in}, C_{out})`, :math:`a^2 = 25` for a 3x3 kernel.
+        - kernel: :math:`(a^2 C_{out}, C_{in}, 1, 1)`, :math:`a^2 = 25` for a 3x3 kernel.
         - bias: :math:`(C_{out},)` or ``None``.
         - Output: :math:`(N, C_{out}, H, W)`, channels-last.
     """
-    y = _WinogradConvolution.apply(x.permute(0, 2, 3, 1), kernel, None if bias is None else bias.detach(), kernel_size)
+    if kernel.requires_grad:
+        raise ValueError('winograd_conv2d: the transformed kernel must be a constant (requires_grad=False)')
+    y = _winograd_op(x.permute(0, 2, 3, 1), kernel, None if bias is None else bias.detach(), kernel_size, False)
     return y.permute(0, 3, 1, 2)

@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from spips_pyiqa.archs.winograd import TILES
+from spips_pyiqa.archs.winograd import OPERATOR as WINOGRAD_OPERATOR
 from spips_pyiqa.benchmark.tables import Table
 from spips_pyiqa.data.distortions import PHOTOS, distort, photo
 
@@ -690,26 +690,28 @@ def profile_table(metrics: dict[str, object], size: int, batch: int, top: int = 
     return table
 
 
-def _winograd_product(key: str, shapes: list) -> bool:
-    """A matrix product of SPIPS's Winograd convolutions (``spips_pyiqa/archs/winograd.py``): the
-    channel products, ``(a^2, tiles, C) @ (a^2, C, O)`` with backbone channels (>= 64), or a tile
-    transform, ``(a^2 or m^2, a^2) @ (a^2, ...)``."""
-    if key not in ('aten::bmm', 'aten::mm') or len(shapes) < 2 or len(shapes[0]) < 2 or len(shapes[1]) < 2:
-        return False
-    areas = {(m + r - 1) ** 2: m * m for r, (m, _) in TILES.items()}
-    if key == 'aten::bmm':
-        return len(shapes[1]) == 3 and shapes[0][0] == shapes[1][0] in areas and min(shapes[1][1:]) >= 64
-    return shapes[0][1] in areas and shapes[0][0] in (shapes[0][1], areas[shapes[0][1]])
+def _within(event, name: str) -> bool:
+    """Whether the profiler ``event`` is operator ``name`` or runs inside it."""
+    while event is not None:
+        if event.key == name:
+            return True
+        event = event.cpu_parent
+    return False
 
 
-#: Operator groups of :func:`compiled_profile_table`, first match wins: (label, test on an event).
+def _backbone_convolution(event) -> bool:
+    """oneDNN's direct convolution with a kernel larger than 1x1 (AlexNet's, not the heads')."""
+    shapes = event.input_shapes
+    return event.key == 'aten::mkldnn_convolution' and len(shapes) > 1 and list(shapes[1][2:]) != [1, 1]
+
+
+#: Operator groups of :func:`compiled_profile_table`, first match wins: (label, test on a profiler event).
 COMPILED_GROUPS: tuple[tuple[str, Callable], ...] = (
-    ('backbone convolutions (oneDNN)',
-     lambda key, shapes: key == 'aten::mkldnn_convolution' and len(shapes) > 1 and list(shapes[1][2:]) != [1, 1]),
-    ('backbone convolutions (Winograd: SPIPS, AlexNet layers 3-5)', _winograd_product),
-    ('1x1 convolutions (heads, LPIPS lin layers)', lambda key, shapes: key == 'aten::mkldnn_convolution'),
-    ('matrix products (bmm, mm: SPIPS filters and resizes)', lambda key, shapes: key in ('aten::bmm', 'aten::mm')),
-    ('kernels inductor generated (fused elementwise, pooling, gathers)', lambda key, shapes: key.startswith('graph_')),
+    ('backbone convolutions (oneDNN)', _backbone_convolution),
+    ('backbone convolutions (Winograd: SPIPS, AlexNet layers 3-5)', lambda event: _within(event, WINOGRAD_OPERATOR)),
+    ('1x1 convolutions (heads, LPIPS lin layers)', lambda event: event.key == 'aten::mkldnn_convolution'),
+    ('matrix products (bmm, mm: SPIPS filters and resizes)', lambda event: event.key in ('aten::bmm', 'aten::mm')),
+    ('kernels inductor generated (fused elementwise, pooling, gathers)', lambda event: event.key.startswith('graph_')),
 )
 
 
@@ -739,9 +741,8 @@ def compiled_profile_table(metrics: dict[str, object], size: int, batch: int, ca
             for name, call in compiled.items():
                 with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
                     call(target, ref)
-                for event in prof.key_averages(group_by_input_shape=True):
-                    label = next((lab for lab, test in COMPILED_GROUPS if test(event.key, event.input_shapes)),
-                                 'everything else')
+                for event in prof.events():
+                    label = next((lab for lab, test in COMPILED_GROUPS if test(event)), 'everything else')
                     for key in (label, 'total'):
                         per_metric[name][key] += event.self_cpu_time_total / calls / 1e3
     first, *others = per_metric
