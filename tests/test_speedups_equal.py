@@ -492,3 +492,24 @@ def test_score_from_map_means_equals_the_maps(spips, weights, mode):
     theirs = torch.autograd.grad(expected.sum(), [target64, *reference.quality.parameters()])
     for a, b in zip(ours if mode == 'train' else ours[:1], theirs):  # float32 rounding: see above
         torch.testing.assert_close(a.double(), b, rtol=0, atol=2e-3 * b.abs().max().item())
+
+
+@pytest.mark.parametrize('method, size', [('banded', (9, 12)), ('tiled', (40, 70)), ('conv', (9, 12))])
+def test_filter_operator_passes_torch_library_checks(method, size):
+    """The filter's custom operator (what ``torch.compile`` calls as it is): its declared output
+    layout, its autograd formula and its traceability agree with what it computes."""
+    x = torch.rand(2, 3, *size, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    kernel = tm.gaussian_kernel_1d().double()
+    torch.library.opcheck(filtering._filter_op, (x, kernel, method, False))
+    torch.library.opcheck(filtering._filter_op, (x, kernel, method, True))
+
+
+@pytest.mark.parametrize('shape', [(2, 15, 15, 5), (1, 3, 3, 4)])
+def test_winograd_operator_passes_torch_library_checks(shape):
+    """Likewise for the Winograd convolution's operator, forward and input gradient."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, dtype=torch.float64, generator=generator).requires_grad_(True)
+    kernel = transform_kernel(torch.randn(7, shape[-1], 3, 3, dtype=torch.float64, generator=generator))
+    torch.library.opcheck(winograd._winograd_op, (x, kernel, torch.randn(7, dtype=torch.float64), 3, False))
+    grad = torch.randn(*shape[:3], 7, dtype=torch.float64, generator=generator).requires_grad_(True)
+    torch.library.opcheck(winograd._winograd_op, (grad, kernel, None, 3, True))

@@ -11,6 +11,7 @@
 - ``deep_features``: squared differences of channel-normalised CNN features (eqs. 4-6);
 - ``backbone_layout``: faster CPU algorithms for AlexNet's convolutions (same weights and results);
 - ``winograd``: Winograd's minimal filtering F(3x3, 3x3), which runs AlexNet's last three;
+- ``prepacked``: oneDNN's prepacked weights for the Winograd products' grouped 1x1 convolutions;
 - ``groups``: the traditional / perceptual / semantic split and its channels (eqs. 7-8);
 - ``quality_heads``: the learned 1x1 heads and the simplex fusion (eqs. 9-12);
 - ``input_checks``: one clear error per bad input;

@@ -14,8 +14,8 @@ otherwise:
   forward, 50 ms instead of 66 ms forward + backward (:class:`PlanarConv2d`; the output is
   returned channels-last, the layout the rest of the backbone runs in);
 - the last three (3x3, stride 1) by Winograd's F(3x3, 3x3) (:class:`WinogradConv2d`,
-  ``winograd.py``): under a third of the multiplications, as 25 batched products that BLAS runs
-  near peak; forward 6.9 + 8.7 + 5.7 ms instead of 10.7 + 13.7 + 9.1 ms at 256 px (15 px maps), and
+  ``winograd.py``): under a third of the multiplications, as 25 products that BLAS runs near peak;
+  forward 6.9 + 8.7 + 5.7 ms instead of 10.7 + 13.7 + 9.1 ms at 256 px (15 px maps), and
   0.72-0.77x at 64 px (3 px maps); the input gradient likewise. The frozen weights are transformed
   once, when they change, not per call.
 
@@ -24,10 +24,12 @@ backbone's state dict, its weights and pyiqa's module structure do not change; o
 plain convolutions. Results equal ``F.conv2d`` to float32 rounding (``tests/test_speedups_equal.py``).
 
 Which of them pays depends on the CPU: on a 2-core AMD EPYC of family 26 (Zen 5, full-width
-AVX-512), oneDNN's direct channels-last convolutions beat all but the first (conv2 16.6 ms instead of
-24.3 ms planar, conv3 9.2 ms instead of 14.1 ms by Winograd, forward + backward, batch 8 of 256 px),
-the opposite of the hosts above. So each twin is put in only where it measured faster on this
-machine (:func:`twin_pays`, once per process and layer, when the first backbone is built), unless
+AVX-512), oneDNN's direct channels-last convolutions beat planar conv2 (16.6 ms instead of 24.3 ms,
+forward + backward, batch 8 of 256 px); there MKL's batched products run at half oneDNN's rate, and
+Winograd paid only once its products became one grouped oneDNN convolution with packed weights
+(conv3-5 forward + backward 0.64-0.73x the direct convolutions' time on the probe's batch, against
+1.5x as ``bmm``). So each twin is put in only where it measured faster on this machine
+(:func:`twin_pays`, once per process and layer, when the first backbone is built), unless
 :data:`CPU_CONVOLUTIONS_ENV` says otherwise.
 """
 
@@ -116,7 +118,8 @@ class WinogradConv2d(nn.Conv2d):
     (:func:`~spips_pyiqa.archs.winograd.winograd_pays`: not on the 7x7 maps of 128 px images).
 
     The transformed weights (:math:`a^2 / r^2 = 25 / 9` times the weight's size) are a non-persistent
-    buffer, so they follow ``.to()`` and stay out of the state dict. They are rebuilt when the weight
+    buffer, so they follow ``.to()`` and stay out of the state dict; oneDNN's packed copies of them
+    (``prepacked.py``, one per input size in use and direction) live as long as that buffer. They are rebuilt when the weight
     changes: on ``load_state_dict``, and, in eager calls, whenever the weight is another tensor or
     has a new version (in-place edits; metadata only, no device read). A compiled graph cannot
     check versions: after editing a frozen backbone weight in place, run one eager call or

@@ -18,8 +18,12 @@ equal to float32 rounding, and picks one per device and size (:func:`filter_meth
 
 Matrices and gather indices are cached per (size, kernel, device, dtype)
 (:func:`~spips_pyiqa.archs.constant_cache.cached_for_kernel`; under ``torch.compile`` the graph
-builds them). Gradients come from autograd (a gather's adjoint is a scatter-add, a product's a
-product), so they are exact too.
+builds them). Filtering is linear, so its gradient is its adjoint ``B_H^T G B_W``, computed by each
+method's steps backwards (a gather's adjoint is a scatter-add, a product's a product, a
+convolution's a transposed one): exact too. Filter and adjoint are one custom operator, so that
+``torch.compile`` runs a loss's filters with ATen's kernels (inductor's generated scatter-adds
+took 11 ms of a 42 ms compiled loss step at 256 px x8); a compiled call without a gradient traces
+the filter instead, and inductor fuses its gathers with their neighbours.
 
 Shape conventions: images :math:`(N, C, H, W)`, kernels :math:`(k,)` with ``k`` odd.
 """
@@ -173,10 +177,24 @@ def _conv(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
+def _fold_padding(x: torch.Tensor, pad: int, dim: int) -> torch.Tensor:
+    """The adjoint of replicate padding by ``pad`` along ``dim``: the padded borders' values added to
+    the first and last kept elements, then cropped."""
+    size = x.shape[dim] - 2 * pad
+    head, body, tail = x.split([pad, size, pad], dim=dim)
+    body = body.clone()
+    body.narrow(dim, 0, 1).add_(head.sum(dim, keepdim=True))
+    body.narrow(dim, size - 1, 1).add_(tail.sum(dim, keepdim=True))
+    return body
+
+
 def _conv_adjoint(grad: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    with torch.enable_grad():
-        x = grad.new_zeros(grad.shape, requires_grad=True)
-        return torch.autograd.grad(_conv(x, kernel), x, grad)[0]
+    """The transpose of :func:`_conv`: transposed convolutions, then the padding folded back."""
+    kernel = kernel.to(grad)
+    channels, pad = grad.shape[1], kernel.numel() // 2
+    grad = F.conv_transpose2d(grad, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    grad = F.conv_transpose2d(grad, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return _fold_padding(_fold_padding(grad, pad, 2), pad, 3)
 
 
 def _in_plane_groups(apply: Callable) -> Callable:
@@ -203,17 +221,33 @@ _METHODS = {
 }
 
 
-class _SeparableFilter(torch.autograd.Function):
-    """The filter as one autograd node whose backward is its adjoint (filtering is linear)."""
+#: The custom operator's name (as profiles show it).
+OPERATOR = 'spips_pyiqa::separable_filter'
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, kernel: torch.Tensor, method: str) -> torch.Tensor:
-        ctx.kernel, ctx.method = kernel, method
-        return _METHODS[method][0](x, kernel)
 
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return _METHODS[ctx.method][1](grad.contiguous(), ctx.kernel), None, None
+@torch.library.custom_op(OPERATOR, mutates_args=())
+def _filter_op(x: torch.Tensor, kernel: torch.Tensor, method: str, adjoint: bool) -> torch.Tensor:
+    """The filter (or its adjoint) by ``method`` as one operator: ``torch.compile`` calls it as it is
+    (its gathers, products and scatter-adds: ATen's kernels) rather than lowering them to generated
+    loops, and the result is contiguous, as the operator's declared layout says."""
+    return _METHODS[method][int(adjoint)](x.contiguous() if adjoint else x, kernel).contiguous()
+
+
+@_filter_op.register_fake
+def _(x: torch.Tensor, kernel: torch.Tensor, method: str, adjoint: bool) -> torch.Tensor:
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+def _save_filter(ctx, inputs: tuple, output: torch.Tensor) -> None:
+    _, ctx.kernel, ctx.method, ctx.adjoint = inputs
+
+
+def _filter_gradient(ctx, grad: torch.Tensor):
+    """Filtering is linear: its gradient is its adjoint (and the adjoint's the filter)."""
+    return _filter_op(grad, ctx.kernel, ctx.method, not ctx.adjoint), None, None, None
+
+
+_filter_op.register_autograd(_filter_gradient, setup_context=_save_filter)
 
 
 def gaussian_filter(x: torch.Tensor, kernel: torch.Tensor, method: str = '') -> torch.Tensor:
@@ -229,6 +263,9 @@ def gaussian_filter(x: torch.Tensor, kernel: torch.Tensor, method: str = '') -> 
         - Output: :math:`(N, C, H, W)`.
     """
     method = method or filter_method(max(x.shape[-2:]), x.device)
-    if kernel.requires_grad:  # a learnable window: plain autograd through the chosen method
+    if kernel.requires_grad or (torch.compiler.is_compiling() and not (torch.is_grad_enabled() and x.requires_grad)):
+        # a learnable window: plain autograd through the chosen method; compiled without a gradient:
+        # traced, so that inductor fuses the gathers with their neighbours (measured, 256 px x8:
+        # compiled forward 5% faster than through the operator, whose backward pays as a loss)
         return _METHODS[method][0](x, kernel)
-    return _SeparableFilter.apply(x, kernel, method)
+    return _filter_op(x, kernel, method, False)

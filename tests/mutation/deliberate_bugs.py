@@ -223,6 +223,22 @@ BUGS = [
     ('map means: height and width weights swapped', 'spips_pyiqa/archs/traditional_maps.py',
      'torch.matmul(torch.matmul(distance, cols), rows)', 'torch.matmul(torch.matmul(distance, rows), cols)',
      ['tests/test_speedups_equal.py::test_traditional_means_equal_means_of_the_maps']),
+    # issue 24, compiled forward: Winograd products as oneDNN grouped convolutions with packed weights
+    ('Winograd in turns: each turn of tile rows reads one input row short', 'spips_pyiqa/archs/winograd.py',
+     'windows = images[:, first * m : last * m + a - m]', 'windows = images[:, first * m : last * m + a - m - 1]',
+     ['tests/test_speedups_equal.py::test_winograd_in_turns_equals_conv2d']),
+    ('Winograd input gradient served the forward products\' packed weights', 'spips_pyiqa/archs/winograd.py',
+     "('input gradient', lambda: _swapped(kernel, kernel_out))", "('forward', lambda: _swapped(kernel, kernel_out))",
+     ['tests/test_speedups_equal.py::test_winograd_in_turns_equals_conv2d']),
+    ('packed weight kept after the weight was edited in place', 'spips_pyiqa/archs/prepacked.py',
+     ' or entry.version != owner._version', '',
+     ['tests/test_prepacked.py']),
+    ('one packed weight for every input size', 'spips_pyiqa/archs/prepacked.py',
+     'key = (name, size)', 'key = (name, ())',
+     ['tests/test_prepacked.py']),
+    ('filter operator returns a layout other than the one it declares', 'spips_pyiqa/archs/gaussian_filter.py',
+     '(x.contiguous() if adjoint else x, kernel).contiguous()', '(x.contiguous() if adjoint else x, kernel)',
+     ['tests/test_speedups_equal.py::test_filter_operator_passes_torch_library_checks']),
 ]
 
 
