@@ -11,7 +11,7 @@ the sha256 (first 16 hex digits) of:
   package it refers to (for SPIPS: ``spips_arch``, ``traditional``, ``deep``, ``heads``, ...), so an
   edit of the metric's code is a new key too;
 - for SPIPS, ``cpu_convolutions``: which convolution algorithms it chose on this CPU
-  (``backbone_layout``; they round differently, 1e-6 relative), so a cache filled on a machine that
+  (``backbone_layout``; they round differently, up to 3e-6 relative), so a cache filled on a machine that
   chose others is recomputed, not reused;
 - the data set's own key (e.g. the sha256 of its scores file and images).
 
