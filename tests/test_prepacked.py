@@ -6,6 +6,7 @@ oneDNN cannot.
 """
 
 import gc
+import weakref
 
 import pytest
 import torch
@@ -78,6 +79,19 @@ def test_a_weight_edited_in_place_is_packed_afresh():
         weight.mul_(-2)
     torch.testing.assert_close(grouped_pointwise_conv(x, weight, 'forward', lambda: weight, GROUPS),
                                F.conv2d(x, weight, groups=GROUPS), rtol=1e-6, atol=1e-6)
+
+
+@needs_onednn
+def test_an_edited_weight_releases_its_earlier_copies():
+    weight = _weight()
+    x = _tiles(50)
+    grouped_pointwise_conv(x, weight, 'forward', lambda: weight, GROUPS)
+    first = weakref.ref(prepacked._ENTRIES[weight.data_ptr()].packed[('forward', tuple(x.shape))])
+    with torch.no_grad():
+        weight.add_(1)
+    grouped_pointwise_conv(x, weight, 'forward', lambda: weight, GROUPS)
+    gc.collect()
+    assert first() is None
 
 
 @needs_onednn

@@ -41,6 +41,7 @@ class _Entry(NamedTuple):
     version: int  #: its version counter then
     layout: tuple  #: its shape, strides, dtype and device then
     packed: 'OrderedDict[Tuple[str, tuple], Optional[torch.Tensor]]'  #: by (name, input size); None: refused
+    forget: weakref.finalize  #: drops the entry with its weight
 
 
 _ENTRIES: Dict[int, _Entry] = {}
@@ -56,10 +57,20 @@ def _entry(owner: torch.Tensor) -> _Entry:
     key = owner.data_ptr()
     entry = _ENTRIES.get(key)
     if entry is None or entry.source() is None or entry.version != owner._version or entry.layout != _layout(owner):
-        entry = _Entry(weakref.ref(owner), owner._version, _layout(owner), OrderedDict())
+        if entry is not None:
+            entry.forget.detach()  # its copies go now, not when the weight does
+        packed: OrderedDict = OrderedDict()
+        entry = _Entry(weakref.ref(owner), owner._version, _layout(owner), packed,
+                       weakref.finalize(owner, _forget, key, packed))
         _ENTRIES[key] = entry
-        weakref.finalize(owner, lambda: _ENTRIES.pop(key) if _ENTRIES.get(key) is entry else None)
     return entry
+
+
+def _forget(key: int, packed: OrderedDict) -> None:
+    """Drop the entry at ``key`` if it is still the one holding ``packed``."""
+    entry = _ENTRIES.get(key)
+    if entry is not None and entry.packed is packed:
+        del _ENTRIES[key]
 
 
 def _pack(weight: torch.Tensor, groups: int, size: tuple) -> Optional[torch.Tensor]:
